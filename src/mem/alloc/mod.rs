@@ -1,0 +1,119 @@
+//! Layer 1 of the memory subsystem: raw blocks.
+//!
+//! An [`Allocator`] hands out 16-byte-aligned blocks. The object heap
+//! (`mem::heap`) is generic over it, so the hot path is monomorphised and a
+//! library user can plug in an allocator of their own (see
+//! `examples/custom_allocator.rs`).
+//!
+//! Three implementations ship with rcvm, selected on the command line with
+//! `--alloc`:
+//! - [`PoolAllocator`] (`pool`, the default), after CPython's obmalloc;
+//! - [`SystemAllocator`] (`system`), the Rust global allocator;
+//! - [`BumpAllocator`] (`bump`), bumpalo: frees are no-ops.
+
+use serde::Serialize;
+use std::ptr::NonNull;
+
+mod bump;
+mod pool;
+mod system;
+
+pub use bump::BumpAllocator;
+pub use pool::PoolAllocator;
+pub use system::SystemAllocator;
+
+/// Every block an [`Allocator`] returns is aligned to this many bytes.
+pub const ALIGN: usize = 16;
+
+/// Per-size-class figures (the pool allocator's 32 classes; other allocators
+/// may report none).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SizeClassStats {
+    /// Block size of the class in bytes (16, 32, ..., 512).
+    pub size: u32,
+    /// Pools currently serving this class.
+    pub pools: u64,
+    /// Blocks of this class currently handed out.
+    pub blocks_in_use: u64,
+    /// Allocations served by this class since start.
+    pub allocs: u64,
+    /// Frees returned to this class since start.
+    pub frees: u64,
+}
+
+/// Allocator statistics, as reported in `--stats` / `--stats-json`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct AllocStats {
+    /// `pool`, `system`, `bump` or a user-chosen name.
+    pub kind: String,
+    /// Bytes in blocks currently handed out, counted at the size actually
+    /// reserved (the pool allocator rounds to its size class).
+    pub bytes_in_use: u64,
+    /// Highest value `bytes_in_use` has had.
+    pub bytes_peak: u64,
+    /// Arenas obtained from the system (pool allocator; 0 for others).
+    pub arenas_allocated: u64,
+    /// Arenas given back to the system.
+    pub arenas_freed: u64,
+    /// Requests served directly by the system allocator (over 512 bytes
+    /// for the pool allocator; every request for `system`).
+    pub large_allocs: u64,
+    /// Per-size-class figures; empty for allocators without classes.
+    pub size_classes: Vec<SizeClassStats>,
+}
+
+/// A source of raw memory blocks for the object heap.
+///
+/// # Safety
+///
+/// Implementors promise that every pointer returned by [`Allocator::alloc`]
+/// or [`Allocator::realloc`] is aligned to [`ALIGN`], valid for reads and
+/// writes of the requested size, and does not overlap any other live block,
+/// until it is passed to [`Allocator::free`] or [`Allocator::realloc`] or
+/// the allocator is dropped. The heap relies on this for soundness.
+pub unsafe trait Allocator {
+    /// Short name shown in statistics.
+    fn name(&self) -> &str;
+
+    /// Returns a block of at least `size` bytes (`size > 0`), aligned to
+    /// [`ALIGN`], or `None` when memory is exhausted. The contents are
+    /// unspecified.
+    fn alloc(&mut self, size: usize) -> Option<NonNull<u8>>;
+
+    /// Gives a block back.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must have come from `alloc`/`realloc` on this same allocator
+    /// with this same `size`, and must not have been freed since.
+    unsafe fn free(&mut self, ptr: NonNull<u8>, size: usize);
+
+    /// Resizes a block, keeping the first `min(old_size, new_size)` bytes.
+    /// On `None` the old block is untouched and still owned by the caller.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Allocator::free`] with `old_size`.
+    unsafe fn realloc(
+        &mut self,
+        ptr: NonNull<u8>,
+        old_size: usize,
+        new_size: usize,
+    ) -> Option<NonNull<u8>> {
+        let new = self.alloc(new_size)?;
+        // SAFETY: both blocks are live, distinct (the allocator contract),
+        // and at least `min(old_size, new_size)` bytes long.
+        unsafe {
+            std::ptr::copy_nonoverlapping(ptr.as_ptr(), new.as_ptr(), old_size.min(new_size));
+            self.free(ptr, old_size);
+        }
+        Some(new)
+    }
+
+    /// Bytes currently handed out (cheap: called on every allocation to
+    /// enforce `--max-heap`).
+    fn bytes_in_use(&self) -> usize;
+
+    /// A snapshot of the statistics.
+    fn stats(&self) -> AllocStats;
+}
