@@ -1,1 +1,291 @@
-fn main(){}
+//! The `rcvm` command line. Exit codes: 0 success; 1 runtime error; 2 the
+//! program, bytecode file or command line was rejected; 3 `--check-leaks`
+//! found leaks.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use rcvm::bytecode::disasm::disassemble;
+use rcvm::bytecode::Program;
+use rcvm::diag::render;
+use rcvm::mem::alloc::{Allocator, BumpAllocator, PoolAllocator, SystemAllocator};
+use rcvm::mem::Heap;
+use rcvm::vm::{Limits, Vm};
+use rcvm::LoadError;
+use std::io::{IsTerminal, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "rcvm", version, about = "A register VM with a CPython-style memory subsystem")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Assemble (or load, for a bytecode file) and run.
+    Run(RunArgs),
+    /// Write the binary bytecode file.
+    Asm {
+        /// `.asm` text, `.rcb` bytecode, or `-` for standard input.
+        file: String,
+        /// Output file.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Print assembly that reassembles to the same bytecode.
+    Disasm {
+        /// `.asm` text, `.rcb` bytecode, or `-` for standard input.
+        file: String,
+    },
+    /// Assemble and verify only.
+    Check {
+        /// `.asm` text, `.rcb` bytecode, or `-` for standard input.
+        file: String,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum AllocKind {
+    /// CPython obmalloc-style pools and arenas (default).
+    Pool,
+    /// The Rust global allocator.
+    System,
+    /// bumpalo: frees are no-ops until exit.
+    Bump,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OnOff {
+    On,
+    Off,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// `.asm` text, `.rcb` bytecode, or `-` for standard input.
+    file: String,
+    /// Allocator for object memory.
+    #[arg(long, value_enum, default_value = "pool")]
+    alloc: AllocKind,
+    /// Automatic cycle collection.
+    #[arg(long, value_enum, default_value = "on")]
+    gc: OnOff,
+    /// Collector thresholds T0,T1,T2 (T0 = 0 turns automatic collection off).
+    #[arg(long, value_name = "T0,T1,T2", value_parser = parse_thresholds)]
+    gc_threshold: Option<[u64; 3]>,
+    /// One line per collection on stderr (generation, examined, collected, time).
+    #[arg(long)]
+    gc_log: bool,
+    /// Heap limit in bytes (suffixes K, M, G for KiB, MiB, GiB).
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
+    max_heap: Option<usize>,
+    /// Instruction budget.
+    #[arg(long, value_name = "N")]
+    max_steps: Option<u64>,
+    /// Deepest call nesting.
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    max_depth: u32,
+    /// Print a statistics report to stderr after the run.
+    #[arg(long)]
+    stats: bool,
+    /// Write the statistics as JSON to FILE.
+    #[arg(long, value_name = "FILE")]
+    stats_json: Option<PathBuf>,
+    /// Report objects kept alive only by unowned counts (exit 3).
+    #[arg(long)]
+    check_leaks: bool,
+    /// Print each executed instruction to stderr.
+    #[arg(long)]
+    trace: bool,
+}
+
+fn parse_thresholds(s: &str) -> Result<[u64; 3], String> {
+    let parts: Vec<&str> = s.split(',').map(str::trim).collect();
+    if parts.len() != 3 {
+        return Err("expected three thresholds, T0,T1,T2".into());
+    }
+    let mut t = [0u64; 3];
+    for (i, p) in parts.iter().enumerate() {
+        t[i] = p.parse().map_err(|_| format!("`{p}` is not a non-negative integer"))?;
+    }
+    Ok(t)
+}
+
+fn parse_bytes(s: &str) -> Result<usize, String> {
+    let (num, mult) = match s.to_ascii_uppercase().trim_end_matches(['B', 'I']).chars().last() {
+        Some('K') => (&s[..s.len() - s.trim_start_matches(|c: char| c.is_ascii_digit()).len()], 1 << 10),
+        Some('M') => (&s[..s.len() - s.trim_start_matches(|c: char| c.is_ascii_digit()).len()], 1 << 20),
+        Some('G') => (&s[..s.len() - s.trim_start_matches(|c: char| c.is_ascii_digit()).len()], 1 << 30),
+        _ => (s, 1),
+    };
+    let n: usize = num.parse().map_err(|_| format!("`{s}` is not a byte count (e.g. 1000000, 64K, 16M, 1G)"))?;
+    n.checked_mul(mult).ok_or_else(|| "byte count too large".to_string())
+}
+
+/// Input: its display name and bytes.
+fn read_input(file: &str) -> Result<(String, Vec<u8>), String> {
+    if file == "-" {
+        let mut b = Vec::new();
+        std::io::stdin().read_to_end(&mut b).map_err(|e| format!("cannot read standard input: {e}"))?;
+        Ok(("<stdin>".into(), b))
+    } else {
+        std::fs::read(file).map(|b| (file.to_string(), b)).map_err(|e| format!("cannot read `{file}`: {e}"))
+    }
+}
+
+fn eprint_block(s: &str) {
+    let mut e = std::io::stderr().lock();
+    let _ = e.write_all(s.as_bytes());
+}
+
+/// Loads and verifies; on failure prints the diagnostics and gives exit 2.
+fn load(file: &str) -> Result<(Program, Option<String>), ExitCode> {
+    let (name, bytes) = read_input(file).map_err(|m| {
+        eprintln!("error: {m}");
+        ExitCode::from(2)
+    })?;
+    match rcvm::load(&name, &bytes) {
+        Ok(l) => {
+            let src = if rcvm::is_bytecode(&bytes) { None } else { String::from_utf8(bytes).ok() };
+            if !l.warnings.is_empty() {
+                eprint_block(&render(&name, src.as_deref().unwrap_or(""), &l.warnings));
+            }
+            Ok((l.program, src))
+        }
+        Err(LoadError::Asm(diags)) => {
+            let src = String::from_utf8_lossy(&bytes);
+            let mut out = render(&name, &src, &diags);
+            let n = diags.len();
+            let capped = if n >= rcvm::asm::MAX_ERRORS { " (stopped after this many)" } else { "" };
+            out.push_str(&format!(
+                "error: could not assemble `{name}` due to {n} error{}{capped}\n",
+                if n == 1 { "" } else { "s" }
+            ));
+            eprint_block(&out);
+            Err(ExitCode::from(2))
+        }
+        Err(LoadError::Bytecode(m)) => {
+            eprintln!("error: `{name}` is not a valid rcvm bytecode file: {m}\n  --> {name}");
+            Err(ExitCode::from(2))
+        }
+        Err(LoadError::NotText(m)) => {
+            eprintln!("error: {m}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    match cli.cmd {
+        Cmd::Check { file } => match load(&file) {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(c) => c,
+        },
+        Cmd::Disasm { file } => match load(&file) {
+            Ok((p, _)) => {
+                print!("{}", disassemble(&p));
+                ExitCode::SUCCESS
+            }
+            Err(c) => c,
+        },
+        Cmd::Asm { file, output } => match load(&file) {
+            Ok((p, _)) => match std::fs::write(&output, p.to_bytes()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: cannot write `{}`: {e}", output.display());
+                    ExitCode::from(2)
+                }
+            },
+            Err(c) => c,
+        },
+        Cmd::Run(args) => {
+            let (prog, src) = match load(&args.file) {
+                Ok(x) => x,
+                Err(c) => return c,
+            };
+            let max = args.max_heap.unwrap_or(usize::MAX);
+            match args.alloc {
+                AllocKind::Pool => run(&prog, src.as_deref(), &args, Heap::new(PoolAllocator::new(), max)),
+                AllocKind::System => run(&prog, src.as_deref(), &args, Heap::new(SystemAllocator::new(), max)),
+                AllocKind::Bump => run(&prog, src.as_deref(), &args, Heap::new(BumpAllocator::new(), max)),
+            }
+        }
+    }
+}
+
+fn run<A: Allocator>(prog: &Program, src: Option<&str>, args: &RunArgs, mut heap: Heap<A>) -> ExitCode {
+    heap.gc_set_enabled(args.gc == OnOff::On);
+    if let Some(t) = args.gc_threshold {
+        heap.gc_set_thresholds(t);
+    }
+    if args.gc_log {
+        heap.gc_enable_log();
+    }
+    let limits = Limits { max_steps: args.max_steps, max_depth: args.max_depth as usize };
+    let mut vm = Vm::new(prog, heap, limits);
+    if args.trace {
+        vm.set_trace(Box::new(std::io::BufWriter::new(std::io::stderr())));
+    }
+    let stdout = std::io::stdout();
+    let mut out: Box<dyn Write> = if stdout.is_terminal() {
+        Box::new(std::io::LineWriter::new(stdout.lock()))
+    } else {
+        Box::new(std::io::BufWriter::with_capacity(1 << 16, stdout.lock()))
+    };
+    let start = std::time::Instant::now();
+    let result = vm.run(&mut out);
+    let _ = out.flush();
+    drop(out);
+    let elapsed = start.elapsed();
+    // The source for error snippets: the text we ran, or the file the
+    // bytecode's line table names, if it is readable.
+    let file_src = if src.is_none() { std::fs::read_to_string(&prog.source_name).ok() } else { None };
+    let src = src.or(file_src.as_deref());
+    if args.gc_log {
+        for e in vm.heap_mut().gc_take_log() {
+            eprintln!(
+                "gc: generation {}: {} examined, {} unreachable, {:.3} ms",
+                e.generation,
+                e.examined,
+                e.collected,
+                e.duration.as_secs_f64() * 1e3
+            );
+        }
+    }
+    let mut code = match &result {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprint_block(&e.render(src));
+            ExitCode::from(1)
+        }
+    };
+    if args.stats || args.stats_json.is_some() {
+        let stats = rcvm::stats::Stats::collect(&vm, elapsed);
+        if args.stats {
+            eprint_block(&stats.report());
+        }
+        if let Some(path) = &args.stats_json {
+            let json = serde_json::to_string_pretty(&stats).unwrap_or_default();
+            if let Err(e) = std::fs::write(path, json + "\n") {
+                eprintln!("error: cannot write `{}`: {e}", path.display());
+                code = ExitCode::from(2);
+            }
+        }
+    }
+    if args.check_leaks && result.is_ok() {
+        let report = rcvm::stats::leak_report(&mut vm);
+        if !report.is_empty() {
+            eprint_block(&report);
+            code = ExitCode::from(3);
+        }
+    }
+    code
+}

@@ -1,3 +1,16 @@
-//! The memory subsystem: allocators (layer 1), the object heap with its
-//! refcounts (layer 2) and the cycle collector (layer 3).
+//! The memory subsystem, in three layers, each pluggable:
+//!
+//! 1. [`alloc`]: raw blocks from an [`alloc::Allocator`] (pool, system,
+//!    bump, or your own);
+//! 2. [`heap`]: objects laid out in those blocks ([`object`]) with
+//!    reference counts and the ownership rules of SPEC §1;
+//! 3. [`gc`]: the generational cycle collector, with a replaceable
+//!    trigger [`gc::GcPolicy`].
 pub mod alloc;
+pub mod gc;
+pub mod heap;
+pub mod object;
+pub mod value;
+
+pub use heap::Heap;
+pub use value::{Handle, Value};

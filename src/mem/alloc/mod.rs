@@ -94,12 +94,7 @@ pub unsafe trait Allocator {
     /// # Safety
     ///
     /// As for [`Allocator::free`] with `old_size`.
-    unsafe fn realloc(
-        &mut self,
-        ptr: NonNull<u8>,
-        old_size: usize,
-        new_size: usize,
-    ) -> Option<NonNull<u8>> {
+    unsafe fn realloc(&mut self, ptr: NonNull<u8>, old_size: usize, new_size: usize) -> Option<NonNull<u8>> {
         let new = self.alloc(new_size)?;
         // SAFETY: both blocks are live, distinct (the allocator contract),
         // and at least `min(old_size, new_size)` bytes long.
@@ -116,4 +111,10 @@ pub unsafe trait Allocator {
 
     /// A snapshot of the statistics.
     fn stats(&self) -> AllocStats;
+
+    /// Checks the allocator's internal invariants (free lists, counters),
+    /// for the heap verifier. The default has nothing to check.
+    fn check(&self) -> Result<(), String> {
+        Ok(())
+    }
 }

@@ -1,0 +1,170 @@
+//! Diagnostics in the style of rustc, rendered with codespan-reporting:
+//! the message, `--> FILE:LINE:COL`, the source line with a caret, notes.
+
+use codespan_reporting::diagnostic::{Diagnostic as CsDiag, Label};
+use codespan_reporting::files::SimpleFile;
+use codespan_reporting::term::{self, Chars, Config};
+use std::ops::Range;
+
+/// Error or warning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// One diagnostic about a source file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub severity: Severity,
+    pub message: String,
+    /// Byte range in the source, if the diagnostic points somewhere.
+    pub span: Option<Range<usize>>,
+    /// Text beside the caret.
+    pub label: String,
+    /// `= note: …` / `= help: …` lines.
+    pub notes: Vec<String>,
+}
+
+impl Diagnostic {
+    pub fn error(message: impl Into<String>, span: Range<usize>) -> Self {
+        Diagnostic {
+            severity: Severity::Error,
+            message: message.into(),
+            span: Some(span),
+            label: String::new(),
+            notes: Vec::new(),
+        }
+    }
+    pub fn with_label(mut self, label: impl Into<String>) -> Self {
+        self.label = label.into();
+        self
+    }
+    pub fn with_note(mut self, note: impl Into<String>) -> Self {
+        self.notes.push(note.into());
+        self
+    }
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.notes.push(format!("help: {}", help.into()));
+        self
+    }
+}
+
+fn config() -> Config {
+    Config { chars: Chars::ascii(), ..Config::default() }
+}
+
+/// Renders diagnostics about `src` (named `name`) as plain text.
+pub fn render(name: &str, src: &str, diags: &[Diagnostic]) -> String {
+    let file = SimpleFile::new(name, src);
+    let mut out = term::termcolor::NoColor::new(Vec::new());
+    for d in diags {
+        let mut cs = match d.severity {
+            Severity::Error => CsDiag::error(),
+            Severity::Warning => CsDiag::warning(),
+        }
+        .with_message(&d.message)
+        .with_notes(d.notes.clone());
+        if let Some(span) = &d.span {
+            let span = clamp(span.clone(), src);
+            cs = cs.with_labels(vec![Label::primary((), span).with_message(&d.label)]);
+        }
+        // Rendering into a Vec cannot fail for in-range spans (clamped above).
+        let _ = term::emit(&mut out, &config(), &file, &cs);
+    }
+    String::from_utf8_lossy(&out.into_inner()).into_owned()
+}
+
+fn clamp(span: Range<usize>, src: &str) -> Range<usize> {
+    let mut s = span.start.min(src.len());
+    while !src.is_char_boundary(s) {
+        s -= 1;
+    }
+    let mut e = span.end.clamp(s, src.len());
+    while !src.is_char_boundary(e) {
+        e += 1;
+    }
+    s..e
+}
+
+/// Byte range of the text at `line:col` (1-based, col in characters) up to
+/// the end of the instruction (before a comment, trailing blanks trimmed).
+pub fn span_of(src: &str, line: u32, col: u32) -> Option<Range<usize>> {
+    let mut start = 0;
+    for (i, l) in src.split('\n').enumerate() {
+        if i + 1 == line as usize {
+            let off: usize = l.chars().take(col.saturating_sub(1) as usize).map(char::len_utf8).sum();
+            let rest = &l[off..];
+            let end = instr_text_len(rest);
+            return Some(start + off..start + off + end.max(1).min(rest.len().max(1)));
+        }
+        start += l.len() + 1;
+    }
+    None
+}
+
+/// Length of an instruction's text: up to a `;` outside a string, trimmed.
+fn instr_text_len(s: &str) -> usize {
+    let mut in_str = false;
+    let mut esc = false;
+    let mut end = s.len();
+    for (i, c) in s.char_indices() {
+        if in_str {
+            if esc {
+                esc = false;
+            } else if c == '\\' {
+                esc = true;
+            } else if c == '"' {
+                in_str = false;
+            }
+        } else if c == '"' {
+            in_str = true;
+        } else if c == ';' || c == '@' {
+            end = i;
+            break;
+        }
+    }
+    s[..end].trim_end().len()
+}
+
+/// 1-based line and column (in characters) of byte `offset`.
+pub fn line_col(src: &str, offset: usize) -> (u32, u32) {
+    let offset = clamp(offset..offset, src).start;
+    let before = &src[..offset];
+    let line = before.matches('\n').count() as u32 + 1;
+    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let col = src[line_start..offset].chars().count() as u32 + 1;
+    (line, col)
+}
+
+/// The closest candidate to `word`, if it is close enough to be a likely
+/// misspelling.
+pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let limit = (word.chars().count() / 3).max(1);
+    candidates
+        .into_iter()
+        .map(|c| (strsim::levenshtein(word, c), c))
+        .filter(|&(d, c)| d <= limit && c != word)
+        .min_by_key(|&(d, _)| d)
+        .map(|(_, c)| c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_and_positions() {
+        let src = "li r1, 2\n  add r1, r1, 1 ; c\n";
+        assert_eq!(span_of(src, 2, 3), Some(11..24));
+        assert_eq!(line_col(src, 11), (2, 3));
+        assert_eq!(span_of(src, 9, 1), None);
+    }
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(did_you_mean("ad", ["add", "sub", "mod"]), Some("add"));
+        assert_eq!(did_you_mean("lood", ["load", "store"]), Some("load"));
+        assert_eq!(did_you_mean("xyzzy", ["add", "sub"]), None);
+    }
+}

@@ -1,0 +1,542 @@
+//! Layer 3: the generational cycle collector, after CPython's `gc` module
+//! (3.11, `Modules/gcmodule.c`).
+//!
+//! Containers (records, lists, dicts) are tracked in three generations,
+//! kept as doubly linked lists threaded through the object headers by slot
+//! index. A collection of generation `g`:
+//! 1. merges the younger generations into `g` ("young");
+//! 2. copies each young object's refcount into `gc_refs` (stored in the
+//!    header's `gc_prev`, as CPython does);
+//! 3. subtracts every reference from one young object to another;
+//! 4. moves objects with `gc_refs == 0` to a tentatively unreachable list
+//!    and moves back whatever a reachable object refers to (CPython's
+//!    `move_unreachable`, O(1) extra memory: the lists reuse the headers);
+//! 5. frees the unreachable set by clearing each object's references, so
+//!    ordinary refcounting frees the cycle;
+//! 6. moves the survivors to generation `g + 1`.
+//!
+//! When to collect is decided by a [`GcPolicy`]; [`CPythonPolicy`] is
+//! CPython's: thresholds 700/10/10 and the 25% rule for full collections.
+
+use super::alloc::Allocator;
+use super::heap::{Heap, Site};
+use super::object::{ObjMut, F_MARK, NO_SLOT, UNTRACKED};
+use super::value::Value;
+use std::time::Instant;
+
+/// Flag: the object is on the unreachable list of a running collection.
+const F_UNREACH: u8 = 1 << 5;
+
+/// Index of the unreachable list in [`GcState::lists`].
+const UNREACH: usize = 3;
+
+#[derive(Clone, Copy, Debug)]
+struct List {
+    head: u32,
+    tail: u32,
+    len: u64,
+}
+
+impl Default for List {
+    fn default() -> Self {
+        List { head: NO_SLOT, tail: NO_SLOT, len: 0 }
+    }
+}
+
+/// The counters a [`GcPolicy`] decides from.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct GcCounters {
+    /// Generation counts: count 0 is tracked allocations minus tracked
+    /// deallocations since the last collection; count g+1 is the number of
+    /// collections of generation g since the last collection of g+1.
+    pub counts: [u64; 3],
+    pub thresholds: [u64; 3],
+    /// Objects that survived into generation 2 since the last full
+    /// collection, and the size of generation 2 after it.
+    pub long_lived_pending: u64,
+    pub long_lived_total: u64,
+}
+
+/// Decides when an automatic collection runs, and of which generation.
+///
+/// The heap calls [`GcPolicy::on_alloc`] after counting each new tracked
+/// object (when automatic collection is enabled); returning `Some(g)` runs a
+/// collection of generations `0..=g` there and then. Collections therefore
+/// happen at the same instruction on every run of the same program.
+pub trait GcPolicy {
+    fn on_alloc(&mut self, c: &GcCounters) -> Option<usize>;
+    /// Name shown in statistics.
+    fn name(&self) -> &str {
+        "custom"
+    }
+}
+
+/// CPython's policy (`gc_collect_generations`): when count 0 passes
+/// threshold 0, collect the oldest generation whose count passes its
+/// threshold; a full collection also waits until the long-lived objects
+/// pending exceed 25% of the long-lived total.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CPythonPolicy;
+
+impl GcPolicy for CPythonPolicy {
+    #[inline]
+    fn on_alloc(&mut self, c: &GcCounters) -> Option<usize> {
+        if c.thresholds[0] == 0 || c.counts[0] <= c.thresholds[0] {
+            return None;
+        }
+        (0..3)
+            .rev()
+            .find(|&g| c.counts[g] > c.thresholds[g] && !(g == 2 && c.long_lived_pending < c.long_lived_total / 4))
+    }
+    fn name(&self) -> &str {
+        "cpython"
+    }
+}
+
+/// Per-generation collector statistics.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct GcStats {
+    pub enabled: bool,
+    pub policy: String,
+    pub thresholds: [u64; 3],
+    pub counts: [u64; 3],
+    /// Collections of each generation.
+    pub collections: [u64; 3],
+    /// Unreachable tracked objects found and freed, per generation.
+    pub collected: [u64; 3],
+    /// Tracked objects examined, per generation.
+    pub examined: [u64; 3],
+    /// Time spent, per generation, in microseconds.
+    pub time_us: [u64; 3],
+    /// Objects currently tracked in each generation.
+    pub tracked: [u64; 3],
+}
+
+use serde::Serialize;
+
+/// One line of `--gc-log`.
+#[derive(Clone, Debug)]
+pub struct GcLogEntry {
+    pub generation: usize,
+    pub examined: u64,
+    pub collected: u64,
+    pub duration: std::time::Duration,
+}
+
+/// The collector's state, held by the heap.
+pub struct GcState {
+    lists: [List; 4],
+    pub(crate) counters: GcCounters,
+    pub(crate) enabled: bool,
+    collecting: bool,
+    pub(crate) policy: Box<dyn GcPolicy>,
+    collections: [u64; 3],
+    collected: [u64; 3],
+    examined: [u64; 3],
+    time_us: [u64; 3],
+    /// When set, each collection is recorded here (`--gc-log`).
+    pub(crate) log: Option<Vec<GcLogEntry>>,
+}
+
+impl Default for GcState {
+    fn default() -> Self {
+        GcState {
+            lists: [List::default(); 4],
+            counters: GcCounters {
+                counts: [0; 3],
+                thresholds: [700, 10, 10],
+                long_lived_pending: 0,
+                long_lived_total: 0,
+            },
+            enabled: true,
+            collecting: false,
+            policy: Box::new(CPythonPolicy),
+            collections: [0; 3],
+            collected: [0; 3],
+            examined: [0; 3],
+            time_us: [0; 3],
+            log: None,
+        }
+    }
+}
+
+impl<A: Allocator> Heap<A> {
+    fn list_append(&mut self, l: usize, slot: u32) {
+        let tail = self.gc.lists[l].tail;
+        {
+            let h = self.objs.hdr_mut(slot);
+            h.gc_prev = tail;
+            h.gc_next = NO_SLOT;
+        }
+        if tail == NO_SLOT {
+            self.gc.lists[l].head = slot;
+        } else {
+            self.objs.hdr_mut(tail).gc_next = slot;
+        }
+        self.gc.lists[l].tail = slot;
+        self.gc.lists[l].len += 1;
+    }
+
+    fn list_unlink(&mut self, l: usize, slot: u32) {
+        let (prev, next) = {
+            let h = self.objs.hdr(slot);
+            (h.gc_prev, h.gc_next)
+        };
+        if prev == NO_SLOT {
+            self.gc.lists[l].head = next;
+        } else {
+            self.objs.hdr_mut(prev).gc_next = next;
+        }
+        if next == NO_SLOT {
+            self.gc.lists[l].tail = prev;
+        } else {
+            self.objs.hdr_mut(next).gc_prev = prev;
+        }
+        self.gc.lists[l].len -= 1;
+    }
+
+    /// Appends list `from` to list `to` in O(1).
+    fn list_merge(&mut self, from: usize, to: usize) {
+        let f = self.gc.lists[from];
+        if f.head == NO_SLOT {
+            return;
+        }
+        let t = self.gc.lists[to];
+        if t.tail == NO_SLOT {
+            self.gc.lists[to] = f;
+        } else {
+            self.objs.hdr_mut(t.tail).gc_next = f.head;
+            self.objs.hdr_mut(f.head).gc_prev = t.tail;
+            self.gc.lists[to].tail = f.tail;
+            self.gc.lists[to].len += f.len;
+        }
+        self.gc.lists[from] = List::default();
+    }
+
+    /// Counts a new container, possibly collects, then tracks it in
+    /// generation 0 (the order of CPython's `gc_alloc`, which links the
+    /// count before the object is tracked).
+    pub(crate) fn gc_track_new(&mut self, slot: u32) {
+        self.gc.counters.counts[0] += 1;
+        if self.gc.enabled && !self.gc.collecting {
+            if let Some(g) = self.gc.policy.on_alloc(&self.gc.counters) {
+                self.collect(g.min(2), self.site);
+            }
+        }
+        self.objs.hdr_mut(slot).set_gen(0);
+        self.list_append(0, slot);
+    }
+
+    /// Stops tracking a container that is being freed.
+    pub(crate) fn gc_untrack(&mut self, slot: u32) {
+        let h = self.objs.hdr(slot);
+        let l = if h.flag(F_UNREACH) { UNREACH } else { h.gen() as usize };
+        if l == UNTRACKED as usize {
+            return;
+        }
+        self.list_unlink(l, slot);
+        let h = self.objs.hdr_mut(slot);
+        h.set_gen(UNTRACKED);
+        h.set_flag(F_UNREACH, false);
+        if self.gc.counters.counts[0] > 0 {
+            self.gc.counters.counts[0] -= 1;
+        }
+    }
+
+    /// Collects generations `0..=gen`; returns the number of unreachable
+    /// tracked objects found (and freed).
+    pub fn collect(&mut self, gen: usize, site: Site) -> u64 {
+        let start = Instant::now();
+        self.gc.collecting = true;
+        let c = &mut self.gc.counters;
+        if gen + 1 < 3 {
+            c.counts[gen + 1] += 1;
+        }
+        for i in 0..=gen {
+            c.counts[i] = 0;
+        }
+        for i in 0..gen {
+            self.list_merge(i, gen);
+        }
+        let examined = self.gc.lists[gen].len;
+
+        // 1. gc_refs := refcount, and mark as collecting.
+        let mut s = self.gc.lists[gen].head;
+        while s != NO_SLOT {
+            let h = self.objs.hdr_mut(s);
+            h.gc_prev = h.rc;
+            h.set_flag(F_MARK, true);
+            s = h.gc_next;
+        }
+        // 2. Subtract references internal to the young set.
+        let mut s = self.gc.lists[gen].head;
+        let mut kids = std::mem::take(&mut self.gc_kids);
+        while s != NO_SLOT {
+            self.live_children(s, &mut kids);
+            for &c in &kids {
+                let h = self.objs.hdr_mut(c);
+                if h.flag(F_MARK) {
+                    h.gc_prev = h.gc_prev.saturating_sub(1);
+                }
+            }
+            s = self.objs.hdr(s).gc_next;
+        }
+        self.gc_kids = kids;
+        // 3. move_unreachable. The young list is walked singly (its prev
+        // links hold gc_refs); objects with gc_refs 0 move to the
+        // unreachable list (valid prev links); a reachable object's
+        // referents get gc_refs 1, moving back from unreachable if needed.
+        let mut prev = NO_SLOT;
+        let mut s = self.gc.lists[gen].head;
+        while s != NO_SLOT {
+            if self.objs.hdr(s).gc_prev > 0 {
+                let mut kids = std::mem::take(&mut self.gc_kids);
+                self.live_children(s, &mut kids);
+                for &c in &kids {
+                    self.visit_reachable(gen, c);
+                }
+                self.gc_kids = kids;
+                prev = s;
+                // Read next only now: referents moved back were appended
+                // at young's tail, possibly right after s.
+                s = self.objs.hdr(s).gc_next;
+            } else {
+                let next = self.objs.hdr(s).gc_next;
+                // Unlink s from young (singly), append to unreachable.
+                if prev == NO_SLOT {
+                    self.gc.lists[gen].head = next;
+                } else {
+                    self.objs.hdr_mut(prev).gc_next = next;
+                }
+                if next == NO_SLOT {
+                    self.gc.lists[gen].tail = prev;
+                }
+                self.gc.lists[gen].len -= 1;
+                self.objs.hdr_mut(s).set_flag(F_UNREACH, true);
+                self.list_append(UNREACH, s);
+                s = next;
+            }
+        }
+        // 4. Survivors: restore prev links, clear marks, set generation.
+        let target = if gen < 2 { gen + 1 } else { 2 };
+        let mut p = NO_SLOT;
+        let mut s = self.gc.lists[gen].head;
+        let mut survivors = 0;
+        while s != NO_SLOT {
+            let h = self.objs.hdr_mut(s);
+            h.gc_prev = p;
+            h.set_flag(F_MARK, false);
+            h.set_gen(target as u8);
+            p = s;
+            s = h.gc_next;
+            survivors += 1;
+        }
+        self.gc.lists[gen].tail = p;
+        if gen < 2 {
+            if gen == 1 {
+                self.gc.counters.long_lived_pending += survivors;
+            }
+            self.list_merge(gen, target);
+        } else {
+            self.gc.counters.long_lived_pending = 0;
+            self.gc.counters.long_lived_total = survivors;
+        }
+        // 5. Free the garbage: clear each object's references; refcounting
+        // frees the rest. An object that survives its own clearing (others
+        // still refer to it) moves to the old generation until they go.
+        let n = self.gc.lists[UNREACH].len;
+        let mut s = self.gc.lists[UNREACH].head;
+        while s != NO_SLOT {
+            self.objs.hdr_mut(s).set_flag(F_MARK, false);
+            s = self.objs.hdr(s).gc_next;
+        }
+        let freed_before = self.stats.freed_by_refcount;
+        while self.gc.lists[UNREACH].head != NO_SLOT {
+            let s = self.gc.lists[UNREACH].head;
+            let h = self.objs.handle(s);
+            // Keep the object alive while clearing it.
+            self.objs.hdr_mut(s).rc += 1;
+            self.clear_refs(s, site);
+            if self.objs.is_live(h) && self.gc.lists[UNREACH].head == s {
+                self.list_unlink(UNREACH, s);
+                let hd = self.objs.hdr_mut(s);
+                hd.set_flag(F_UNREACH, false);
+                hd.set_gen(target as u8);
+                self.list_append(target, s);
+            }
+            if self.objs.is_live(h) {
+                let v = Value::Ref(h);
+                self.release_quiet(v);
+            }
+        }
+        let by_gc = self.stats.freed_by_refcount - freed_before;
+        self.stats.freed_by_refcount = freed_before;
+        self.stats.freed_by_gc += by_gc;
+
+        let dur = start.elapsed();
+        self.gc.collections[gen] += 1;
+        self.gc.collected[gen] += n;
+        self.gc.examined[gen] += examined;
+        self.gc.time_us[gen] += dur.as_micros() as u64;
+        if let Some(log) = &mut self.gc.log {
+            log.push(GcLogEntry { generation: gen, examined, collected: n, duration: dur });
+        }
+        self.gc.collecting = false;
+        n
+    }
+
+    /// During move_unreachable: a reachable object refers to `c`.
+    fn visit_reachable(&mut self, gen: usize, c: u32) {
+        let h = self.objs.hdr(c);
+        if !h.flag(F_MARK) {
+            return; // not in the young set
+        }
+        if h.flag(F_UNREACH) {
+            self.list_unlink(UNREACH, c);
+            self.objs.hdr_mut(c).set_flag(F_UNREACH, false);
+            // Append to young's tail without touching prev (gc_refs).
+            let tail = self.gc.lists[gen].tail;
+            if tail == NO_SLOT {
+                self.gc.lists[gen].head = c;
+            } else {
+                self.objs.hdr_mut(tail).gc_next = c;
+            }
+            self.gc.lists[gen].tail = c;
+            self.gc.lists[gen].len += 1;
+            let h = self.objs.hdr_mut(c);
+            h.gc_next = NO_SLOT;
+            h.gc_prev = 1;
+        } else if h.gc_prev == 0 {
+            self.objs.hdr_mut(c).gc_prev = 1;
+        }
+    }
+
+    /// The slots of the live objects `slot` refers to (dangling references
+    /// left by `decref` are skipped), into `out`.
+    fn live_children(&mut self, slot: u32, out: &mut Vec<u32>) {
+        out.clear();
+        let objs = &mut self.objs;
+        let mut hs = std::mem::take(&mut self.gc_handles);
+        hs.clear();
+        objs.for_each_ref(slot, |h| hs.push(h));
+        out.extend(hs.iter().filter(|h| objs.is_live(**h)).map(|h| h.slot));
+        self.gc_handles = hs;
+    }
+
+    /// Drops every reference a garbage object holds (CPython's tp_clear).
+    fn clear_refs(&mut self, slot: u32, _site: Site) {
+        let mut vals = std::mem::take(&mut self.gc_vals);
+        vals.clear();
+        match self.objs.view(slot) {
+            ObjMut::Record(v) => {
+                for x in v.iter_mut() {
+                    vals.push(std::mem::take(x));
+                }
+            }
+            ObjMut::List(v) => {
+                for x in v.iter_mut() {
+                    vals.push(std::mem::take(x));
+                }
+            }
+            ObjMut::Dict(m) => {
+                for x in m.values_mut() {
+                    vals.push(std::mem::take(x));
+                }
+            }
+            ObjMut::Str(_) => {}
+        }
+        for v in vals.drain(..) {
+            self.release_quiet(v);
+        }
+        self.gc_vals = vals;
+    }
+
+    /// Enables or disables automatic collection (`gcenable`/`gcdisable`).
+    pub fn gc_set_enabled(&mut self, on: bool) {
+        self.gc.enabled = on;
+    }
+
+    /// Sets the thresholds (`gcthreshold`).
+    pub fn gc_set_thresholds(&mut self, t: [u64; 3]) {
+        self.gc.counters.thresholds = t;
+    }
+
+    /// The count of generation `g` (`gccount`).
+    pub fn gc_count(&self, g: usize) -> u64 {
+        self.gc.counters.counts[g]
+    }
+
+    /// Replaces the trigger policy.
+    pub fn set_gc_policy(&mut self, p: Box<dyn GcPolicy>) {
+        self.gc.policy = p;
+    }
+
+    /// Turns on the per-collection log (`--gc-log`).
+    pub fn gc_enable_log(&mut self) {
+        self.gc.log = Some(Vec::new());
+    }
+
+    /// Takes the log entries recorded so far.
+    pub fn gc_take_log(&mut self) -> Vec<GcLogEntry> {
+        self.gc.log.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    pub fn gc_stats(&self) -> GcStats {
+        GcStats {
+            enabled: self.gc.enabled,
+            policy: self.gc.policy.name().to_string(),
+            thresholds: self.gc.counters.thresholds,
+            counts: self.gc.counters.counts,
+            collections: self.gc.collections,
+            collected: self.gc.collected,
+            examined: self.gc.examined,
+            time_us: self.gc.time_us,
+            tracked: [self.gc.lists[0].len, self.gc.lists[1].len, self.gc.lists[2].len],
+        }
+    }
+
+    /// Checks that the generation lists hold exactly the live containers,
+    /// each once, with consistent links and generation bits.
+    pub(crate) fn gc_verify(&self) -> Result<(), String> {
+        let mut seen = 0u64;
+        for g in 0..3 {
+            let l = self.gc.lists[g];
+            let mut prev = NO_SLOT;
+            let mut s = l.head;
+            let mut n = 0;
+            while s != NO_SLOT {
+                if !self.objs.is_live(self.objs.handle(s)) || self.objs.handle(s).id == 0 {
+                    return Err(format!("generation {g} list holds a free slot {s}"));
+                }
+                let h = self.objs.hdr(s);
+                if h.gen() as usize != g {
+                    return Err(format!("object in generation {g} list says generation {}", h.gen()));
+                }
+                if h.gc_prev != prev {
+                    return Err(format!("generation {g} list has a broken prev link"));
+                }
+                if h.flag(F_MARK) || h.flag(F_UNREACH) {
+                    return Err("collector flags left set".into());
+                }
+                n += 1;
+                if n > self.objs.live() {
+                    return Err(format!("generation {g} list has a loop"));
+                }
+                prev = s;
+                s = h.gc_next;
+            }
+            if l.tail != prev || l.len != n {
+                return Err(format!("generation {g} list: tail or length wrong ({} vs {n})", l.len));
+            }
+            seen += n;
+        }
+        let containers = self.objs.live_slots().filter(|&s| self.objs.hdr(s).kind().is_container()).count() as u64;
+        if seen != containers {
+            return Err(format!("{containers} live containers but {seen} tracked"));
+        }
+        if self.gc.lists[UNREACH].head != NO_SLOT {
+            return Err("unreachable list not empty outside a collection".into());
+        }
+        Ok(())
+    }
+}

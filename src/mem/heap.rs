@@ -1,0 +1,707 @@
+//! Layer 2: the object heap and its reference counts.
+//!
+//! [`Heap`] implements the ownership rules of SPEC §1 over [`Objects`]:
+//! every register, record slot, list element and dict value that holds a
+//! reference owns one count; a count reaching zero frees the object at once
+//! and releases what it held, with an explicit work list, so freeing a chain
+//! of any length never grows the host stack.
+//!
+//! Freed objects are detected through their handles (slot + id), never by
+//! reading freed memory. A dangling reference can only arise through
+//! `decref` (every other count is owned), so objects whose count `decref`
+//! lowered are marked *tainted*, and when a tainted object is freed its id
+//! and the site of the free go to a small graveyard that error messages
+//! consult.
+
+use super::alloc::Allocator;
+use super::gc::GcState;
+use super::object::{AllocError, DictKey, KeyRef, ObjKind, ObjMut, Objects, F_PRINTING, F_TAINTED};
+use super::value::{Handle, Value};
+use std::collections::HashMap;
+
+/// Where something happened: a global instruction index (see
+/// `vm::Vm::site`), translated to a source position by the VM.
+pub type Site = u32;
+
+/// A runtime fault raised by the heap; the VM adds the location.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Use of a freed object; `site` is where it was freed, if known.
+    Freed {
+        id: u32,
+        site: Option<Site>,
+    },
+    OutOfMemory,
+    IdsExhausted,
+    /// Any other error, with its message.
+    Msg(String),
+}
+
+impl From<AllocError> for Fault {
+    fn from(e: AllocError) -> Self {
+        match e {
+            AllocError::OutOfMemory => Fault::OutOfMemory,
+            AllocError::IdsExhausted => Fault::IdsExhausted,
+        }
+    }
+}
+
+fn msg<T>(s: impl Into<String>) -> Result<T, Fault> {
+    Err(Fault::Msg(s.into()))
+}
+
+/// Object counters for `--stats`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ObjectStats {
+    pub allocated: u64,
+    pub freed_by_refcount: u64,
+    pub freed_by_gc: u64,
+    pub alive: u64,
+    pub peak_alive: u64,
+    /// Allocations per type: records, lists, dicts, strings.
+    pub by_type: TypeCounts,
+}
+
+/// Per-type counts.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TypeCounts {
+    pub record: u64,
+    pub list: u64,
+    pub dict: u64,
+    pub string: u64,
+}
+
+/// The refcounted object heap over allocator `A`.
+pub struct Heap<A: Allocator> {
+    pub(crate) objs: Objects<A>,
+    /// Reused work list for freeing (no recursion, no per-free allocation).
+    work: Vec<Value>,
+    /// Tainted objects that were freed: id -> site of the free.
+    graveyard: HashMap<u32, Site>,
+    /// Net manual count adjustments (`incref` minus `decref`) per live
+    /// object id; the heap verifier allows for them.
+    manual: HashMap<u32, i64>,
+    pub(crate) stats: ObjectStats,
+    pub(crate) gc: GcState,
+    /// Site of the instruction being executed when a collection runs.
+    pub(crate) site: Site,
+    /// Collector scratch lists, reused across collections.
+    pub(crate) gc_kids: Vec<u32>,
+    pub(crate) gc_handles: Vec<Handle>,
+    pub(crate) gc_vals: Vec<Value>,
+}
+
+impl<A: Allocator> Heap<A> {
+    /// A heap over `alloc`, refusing to grow past `max_bytes`.
+    pub fn new(alloc: A, max_bytes: usize) -> Self {
+        Heap {
+            objs: Objects::new(alloc, max_bytes),
+            work: Vec::new(),
+            graveyard: HashMap::new(),
+            manual: HashMap::new(),
+            stats: ObjectStats::default(),
+            gc: GcState::default(),
+            site: 0,
+            gc_kids: Vec::new(),
+            gc_handles: Vec::new(),
+            gc_vals: Vec::new(),
+        }
+    }
+
+    pub fn allocator(&self) -> &A {
+        self.objs.allocator()
+    }
+
+    /// Object statistics, with `alive` as of now.
+    pub fn object_stats(&self) -> ObjectStats {
+        let mut s = self.stats.clone();
+        s.alive = self.objs.live();
+        s
+    }
+
+    pub fn bytes_in_use(&self) -> usize {
+        self.objs.bytes_in_use()
+    }
+
+    pub fn objects(&self) -> &Objects<A> {
+        &self.objs
+    }
+
+    /// Checks that `h` still refers to a live object.
+    #[inline(always)]
+    pub fn check(&self, h: Handle) -> Result<(), Fault> {
+        if self.objs.is_live(h) {
+            Ok(())
+        } else {
+            Err(self.freed(h))
+        }
+    }
+
+    #[cold]
+    fn freed(&self, h: Handle) -> Fault {
+        Fault::Freed { id: h.id, site: self.graveyard.get(&h.id).copied() }
+    }
+
+    /// Adds one owned count for a new owner of `v`.
+    #[inline(always)]
+    pub fn retain(&mut self, v: Value) -> Result<(), Fault> {
+        if let Value::Ref(h) = v {
+            self.check(h)?;
+            let hdr = self.objs.hdr_mut(h.slot);
+            hdr.rc = hdr.rc.checked_add(1).ok_or(Fault::Msg("reference count overflow".into()))?;
+        }
+        Ok(())
+    }
+
+    /// Removes one owned count, freeing the object (and, iteratively,
+    /// whatever only it kept alive) when the count reaches zero.
+    #[inline(always)]
+    pub fn release(&mut self, v: Value, site: Site) -> Result<(), Fault> {
+        if let Value::Ref(h) = v {
+            self.check(h)?;
+            let hdr = self.objs.hdr_mut(h.slot);
+            hdr.rc -= 1;
+            if hdr.rc == 0 {
+                return self.free_cascade(h.slot, site);
+            }
+        }
+        Ok(())
+    }
+
+    /// Frees the object in `slot` (count already 0) and everything whose
+    /// count drops to 0 as a result, with an explicit work list. Finishes
+    /// even if a dangling child is met, then reports the first such fault.
+    #[cold]
+    #[inline(never)]
+    fn free_cascade(&mut self, slot: u32, site: Site) -> Result<(), Fault> {
+        let mut work = std::mem::take(&mut self.work);
+        let mut fault = None;
+        self.free_one(slot, site, &mut work);
+        while let Some(v) = work.pop() {
+            let Value::Ref(h) = v else { continue };
+            if !self.objs.is_live(h) {
+                fault.get_or_insert_with(|| self.freed(h));
+                continue;
+            }
+            let hdr = self.objs.hdr_mut(h.slot);
+            hdr.rc -= 1;
+            if hdr.rc == 0 {
+                self.free_one(h.slot, site, &mut work);
+            }
+        }
+        self.work = work;
+        fault.map_or(Ok(()), Err)
+    }
+
+    fn free_one(&mut self, slot: u32, site: Site, work: &mut Vec<Value>) {
+        let hdr = self.objs.hdr(slot);
+        let tainted = hdr.flag(F_TAINTED);
+        if hdr.kind().is_container() {
+            self.gc_untrack(slot);
+        }
+        let id = self.objs.free(slot, work);
+        self.stats.freed_by_refcount += 1;
+        if tainted {
+            self.graveyard.insert(id, site);
+        }
+        if !self.manual.is_empty() {
+            self.manual.remove(&id);
+        }
+    }
+
+    fn created(&mut self, h: Handle, kind: ObjKind) -> Value {
+        self.stats.allocated += 1;
+        let c = &mut self.stats.by_type;
+        match kind {
+            ObjKind::Record => c.record += 1,
+            ObjKind::List => c.list += 1,
+            ObjKind::Dict => c.dict += 1,
+            ObjKind::Str => c.string += 1,
+        }
+        let live = self.objs.live();
+        if live > self.stats.peak_alive {
+            self.stats.peak_alive = live;
+        }
+        if kind.is_container() {
+            self.gc_track_new(h.slot);
+        }
+        Value::Ref(h)
+    }
+
+    /// A new record of `n` nil slots; the caller owns its one count.
+    pub fn new_record(&mut self, n: u16, site: Site) -> Result<Value, Fault> {
+        let h = self.objs.new_record(n, site)?;
+        Ok(self.created(h, ObjKind::Record))
+    }
+
+    pub fn new_list(&mut self, site: Site) -> Result<Value, Fault> {
+        let h = self.objs.new_list(site)?;
+        Ok(self.created(h, ObjKind::List))
+    }
+
+    pub fn new_dict(&mut self, site: Site) -> Result<Value, Fault> {
+        let h = self.objs.new_dict(site)?;
+        Ok(self.created(h, ObjKind::Dict))
+    }
+
+    pub fn new_str(&mut self, s: &str, site: Site) -> Result<Value, Fault> {
+        let h = self.objs.new_str(s, site)?;
+        Ok(self.created(h, ObjKind::Str))
+    }
+
+    /// The kind of a live object.
+    pub fn kind(&self, h: Handle) -> Result<ObjKind, Fault> {
+        self.check(h)?;
+        Ok(self.objs.hdr(h.slot).kind())
+    }
+
+    /// The type name of a value, for messages.
+    pub fn type_name(&self, v: Value) -> &'static str {
+        match v {
+            Value::Nil => "nil",
+            Value::Int(_) => "int",
+            Value::Ref(h) if self.objs.is_live(h) => self.objs.hdr(h.slot).kind().name(),
+            Value::Ref(_) => "freed object",
+        }
+    }
+
+    /// The text of a string value, if it is one.
+    pub fn as_str(&self, v: Value) -> Result<Option<&str>, Fault> {
+        match v {
+            Value::Ref(h) => {
+                self.check(h)?;
+                Ok((self.objs.hdr(h.slot).kind() == ObjKind::Str).then(|| self.objs.str_at(h.slot)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// `add` of two strings: a new string.
+    pub fn concat(&mut self, a: Value, b: Value, site: Site) -> Result<Option<Value>, Fault> {
+        let (Some(x), Some(y)) = (self.as_str(a)?, self.as_str(b)?) else { return Ok(None) };
+        let mut s = String::with_capacity(x.len() + y.len());
+        s.push_str(x);
+        s.push_str(y);
+        self.new_str(&s, site).map(Some)
+    }
+
+    /// `eq`: ints and strings by value, nil equals nil, other objects by
+    /// identity. Flat: never recurses.
+    pub fn equal(&self, a: Value, b: Value) -> Result<bool, Fault> {
+        Ok(match (a, b) {
+            (Value::Nil, Value::Nil) => true,
+            (Value::Int(x), Value::Int(y)) => x == y,
+            (Value::Ref(x), Value::Ref(y)) => {
+                self.check(x)?;
+                self.check(y)?;
+                x == y || matches!((self.as_str(a)?, self.as_str(b)?), (Some(p), Some(q)) if p == q)
+            }
+            (Value::Ref(x), _) | (_, Value::Ref(x)) => {
+                self.check(x)?;
+                false
+            }
+            _ => false,
+        })
+    }
+
+    fn key(&self, k: Value) -> Result<KeyRef<'_>, Fault> {
+        match k {
+            Value::Int(i) => Ok(KeyRef::Int(i)),
+            Value::Ref(_) => match self.as_str(k)? {
+                Some(s) => Ok(KeyRef::Str(s)),
+                None => msg(format!("dict keys must be ints or strings, not {}", self.type_name(k))),
+            },
+            Value::Nil => msg("dict keys must be ints or strings, not nil"),
+        }
+    }
+
+    fn container(&self, o: Value, what: &str) -> Result<(Handle, ObjKind), Fault> {
+        match o {
+            Value::Ref(h) => {
+                self.check(h)?;
+                Ok((h, self.objs.hdr(h.slot).kind()))
+            }
+            _ => msg(format!("cannot {what} {}", self.type_name(o))),
+        }
+    }
+
+    fn index(i: Value, len: usize, kind: ObjKind) -> Result<usize, Fault> {
+        let Value::Int(i) = i else {
+            return msg(format!("{} indexes must be ints", kind.name()));
+        };
+        let j = if i < 0 { i + len as i64 } else { i };
+        if j < 0 || j >= len as i64 {
+            let what = if kind == ObjKind::Record { "slots" } else { "elements" };
+            return msg(format!("index {i} out of range for a {} of {len} {what}", kind.name()));
+        }
+        Ok(j as usize)
+    }
+
+    fn missing_key(&self, k: KeyRef) -> Fault {
+        Fault::Msg(match k {
+            KeyRef::Int(i) => format!("key {i} not found in dict"),
+            KeyRef::Str(s) => {
+                let mut q = String::new();
+                crate::asm::lexer::quote(s, &mut q);
+                format!("key {q} not found in dict")
+            }
+        })
+    }
+
+    /// `load`: `o[k]`, retained for its new owner.
+    pub fn load(&mut self, o: Value, k: Value) -> Result<Value, Fault> {
+        let (h, kind) = self.container(o, "index")?;
+        let v = match kind {
+            ObjKind::Record | ObjKind::List => {
+                let items = self.objs.items(h.slot);
+                let len = items.len();
+                let i = Self::index(k, len, kind)?;
+                let items = self.objs.items(h.slot);
+                items[i]
+            }
+            ObjKind::Dict => {
+                let key = self.key(k)?.to_owned();
+                let ObjMut::Dict(m) = self.objs.view(h.slot) else { unreachable!() };
+                match m.get(&key.as_ref()) {
+                    Some(v) => *v,
+                    None => return Err(self.missing_key(key.as_ref())),
+                }
+            }
+            ObjKind::Str => return msg("cannot index a string"),
+        };
+        self.retain(v)?;
+        Ok(v)
+    }
+
+    /// `store`: `o[k] = v`, retaining `v` and releasing what was there.
+    pub fn store(&mut self, o: Value, k: Value, v: Value, site: Site) -> Result<(), Fault> {
+        let (h, kind) = self.container(o, "store into")?;
+        let old = match kind {
+            ObjKind::Record | ObjKind::List => {
+                let items = self.objs.items(h.slot);
+                let i = Self::index(k, items.len(), kind)?;
+                self.retain(v)?;
+                let items = self.objs.items(h.slot);
+                std::mem::replace(&mut items[i], v)
+            }
+            ObjKind::Dict => {
+                let key = self.key(k)?.to_owned();
+                if let Value::Ref(x) = v {
+                    self.check(x)?;
+                }
+                let ObjMut::Dict(m) = self.objs.view(h.slot) else { unreachable!() };
+                let exists = m.contains_key(&key.as_ref());
+                if !exists && !self.objs.dict_can_grow(h.slot) {
+                    return Err(Fault::OutOfMemory);
+                }
+                self.retain(v)?;
+                let ObjMut::Dict(m) = self.objs.view(h.slot) else { unreachable!() };
+                let old = m.insert(key, v).unwrap_or(Value::Nil);
+                if !exists {
+                    self.objs.dict_recharge(h.slot);
+                }
+                old
+            }
+            ObjKind::Str => return msg("cannot store into a string: strings are immutable"),
+        };
+        self.release(old, site)
+    }
+
+    /// `push`: append `v` (retained) to list `l`.
+    pub fn push(&mut self, l: Value, v: Value) -> Result<(), Fault> {
+        let (h, kind) = self.container(l, "push onto")?;
+        if kind != ObjKind::List {
+            return msg(format!("cannot push onto a {}: push needs a list", kind.name()));
+        }
+        if let Value::Ref(x) = v {
+            self.check(x)?;
+        }
+        self.objs.list_push(h.slot, v)?;
+        self.retain(v)
+    }
+
+    /// `pop`: remove the last element of list `l`; its count passes to the
+    /// caller.
+    pub fn pop(&mut self, l: Value) -> Result<Value, Fault> {
+        let (h, kind) = self.container(l, "pop from")?;
+        if kind != ObjKind::List {
+            return msg(format!("cannot pop from a {}: pop needs a list", kind.name()));
+        }
+        let ObjMut::List(items) = self.objs.view(h.slot) else { unreachable!() };
+        if items.is_empty() {
+            return msg("pop from an empty list");
+        }
+        let last = items.len() - 1;
+        Ok(self.objs.list_remove(h.slot, last))
+    }
+
+    /// `len`.
+    pub fn len(&mut self, o: Value) -> Result<i64, Fault> {
+        let (h, _) = self.container(o, "take the length of")?;
+        Ok(match self.objs.view(h.slot) {
+            ObjMut::Record(v) | ObjMut::List(v) => v.len() as i64,
+            ObjMut::Dict(m) => m.len() as i64,
+            ObjMut::Str(s) => s.len() as i64,
+        })
+    }
+
+    /// `has`: is `k` a key of dict `o`?
+    pub fn has(&mut self, o: Value, k: Value) -> Result<bool, Fault> {
+        let (h, kind) = self.container(o, "look up a key in")?;
+        if kind != ObjKind::Dict {
+            return msg(format!("`has` needs a dict, not a {}", kind.name()));
+        }
+        let key = self.key(k)?.to_owned();
+        let ObjMut::Dict(m) = self.objs.view(h.slot) else { unreachable!() };
+        Ok(m.contains_key(&key.as_ref()))
+    }
+
+    /// `delitem`: remove a dict key or a list element.
+    pub fn delitem(&mut self, o: Value, k: Value, site: Site) -> Result<(), Fault> {
+        let (h, kind) = self.container(o, "delete an item of")?;
+        let old = match kind {
+            ObjKind::List => {
+                let ObjMut::List(items) = self.objs.view(h.slot) else { unreachable!() };
+                let i = Self::index(k, items.len(), kind)?;
+                self.objs.list_remove(h.slot, i)
+            }
+            ObjKind::Dict => {
+                let key = self.key(k)?.to_owned();
+                let ObjMut::Dict(m) = self.objs.view(h.slot) else { unreachable!() };
+                match m.shift_remove(&key.as_ref()) {
+                    Some(v) => v,
+                    None => return Err(self.missing_key(key.as_ref())),
+                }
+            }
+            _ => return msg(format!("cannot delete an item of a {}", kind.name())),
+        };
+        self.release(old, site)
+    }
+
+    /// `refcount`.
+    pub fn refcount(&self, v: Value) -> Result<i64, Fault> {
+        match v {
+            Value::Ref(h) => {
+                self.check(h)?;
+                Ok(self.objs.hdr(h.slot).rc as i64)
+            }
+            _ => msg(format!("refcount needs an object, not {}", self.type_name(v))),
+        }
+    }
+
+    /// `incref`: one more count, with no new owner.
+    pub fn incref(&mut self, v: Value) -> Result<(), Fault> {
+        let Value::Ref(h) = v else {
+            return msg(format!("incref needs an object, not {}", self.type_name(v)));
+        };
+        self.retain(v)?;
+        *self.manual.entry(h.id).or_insert(0) += 1;
+        Ok(())
+    }
+
+    /// `decref`: one count less, freeing the object at zero even if owners
+    /// still hold it (they now hold dangling references, which are caught).
+    pub fn decref(&mut self, v: Value, site: Site) -> Result<(), Fault> {
+        let Value::Ref(h) = v else {
+            return msg(format!("decref needs an object, not {}", self.type_name(v)));
+        };
+        self.check(h)?;
+        self.objs.hdr_mut(h.slot).set_flag(F_TAINTED, true);
+        *self.manual.entry(h.id).or_insert(0) -= 1;
+        self.release(v, site)
+    }
+
+    /// Appends the printed form of `v` to `out`. Strings print raw at top
+    /// level and quoted inside containers; a container met again while it
+    /// is being printed prints as `(...)`, `[...]` or `{...}`. Iterative:
+    /// nesting depth never grows the host stack.
+    pub fn format_value(&mut self, v: Value, out: &mut String) -> Result<(), Fault> {
+        enum Task {
+            Val(Value),
+            Text(&'static str),
+            Key(DictKey),
+            Unmark(u32),
+        }
+        if let Some(s) = self.as_str(v)? {
+            out.push_str(s);
+            return Ok(());
+        }
+        let mut tasks = vec![Task::Val(v)];
+        let mut marked: Vec<u32> = Vec::new();
+        let mut result = Ok(());
+        while let Some(t) = tasks.pop() {
+            match t {
+                Task::Text(s) => out.push_str(s),
+                Task::Unmark(slot) => self.objs.hdr_mut(slot).set_flag(F_PRINTING, false),
+                Task::Key(DictKey::Int(i)) => out.push_str(&i.to_string()),
+                Task::Key(DictKey::Str(s)) => crate::asm::lexer::quote(&s, out),
+                Task::Val(Value::Nil) => out.push_str("nil"),
+                Task::Val(Value::Int(i)) => out.push_str(&i.to_string()),
+                Task::Val(Value::Ref(h)) => {
+                    if let Err(e) = self.check(h) {
+                        result = Err(e);
+                        break;
+                    }
+                    let hdr = self.objs.hdr(h.slot);
+                    let kind = hdr.kind();
+                    let (open, close, again) = match kind {
+                        ObjKind::Record => ("(", ")", "(...)"),
+                        ObjKind::List => ("[", "]", "[...]"),
+                        ObjKind::Dict => ("{", "}", "{...}"),
+                        ObjKind::Str => {
+                            crate::asm::lexer::quote(self.objs.str_at(h.slot), out);
+                            continue;
+                        }
+                    };
+                    if hdr.flag(F_PRINTING) {
+                        out.push_str(again);
+                        continue;
+                    }
+                    self.objs.hdr_mut(h.slot).set_flag(F_PRINTING, true);
+                    marked.push(h.slot);
+                    out.push_str(open);
+                    tasks.push(Task::Unmark(h.slot));
+                    tasks.push(Task::Text(close));
+                    match self.objs.view(h.slot) {
+                        ObjMut::Record(items) | ObjMut::List(items) => {
+                            for (i, x) in items.iter().enumerate().rev() {
+                                tasks.push(Task::Val(*x));
+                                if i > 0 {
+                                    tasks.push(Task::Text(", "));
+                                }
+                            }
+                        }
+                        ObjMut::Dict(m) => {
+                            for (i, (k, x)) in m.iter().enumerate().rev() {
+                                tasks.push(Task::Val(*x));
+                                tasks.push(Task::Text(": "));
+                                tasks.push(Task::Key(k.clone()));
+                                if i > 0 {
+                                    tasks.push(Task::Text(", "));
+                                }
+                            }
+                        }
+                        ObjMut::Str(_) => {}
+                    }
+                }
+            }
+        }
+        // On error, clear the marks left by unfinished containers.
+        for slot in marked {
+            if self.objs.handle(slot).id != 0 {
+                self.objs.hdr_mut(slot).set_flag(F_PRINTING, false);
+            }
+        }
+        result
+    }
+
+    /// Checks the heap's invariants given every root (register) value:
+    /// each live object's count equals its owners (roots plus references
+    /// from live objects) plus its net manual adjustment; every handle held
+    /// by a live object or root is live; the generation lists hold exactly
+    /// the live containers; the statistics agree with the table.
+    pub fn verify(&mut self, roots: impl IntoIterator<Item = Value>) -> Result<(), String> {
+        let mut owners: HashMap<u32, i64> = HashMap::new();
+        let mut count = |v: Value, from: &str, objs: &Objects<A>| -> Result<(), String> {
+            if let Value::Ref(h) = v {
+                if !objs.is_live(h) {
+                    // Dangling references are legal only to tainted objects.
+                    if self.graveyard.contains_key(&h.id) {
+                        return Ok(());
+                    }
+                    return Err(format!("{from} holds a reference to freed object #{}", h.id));
+                }
+                *owners.entry(h.slot).or_insert(0) += 1;
+            }
+            Ok(())
+        };
+        for v in roots {
+            count(v, "a register", &self.objs)?;
+        }
+        let slots: Vec<u32> = self.objs.live_slots().collect();
+        for &s in &slots {
+            let mut kids = Vec::new();
+            self.objs.for_each_ref(s, |h| kids.push(Value::Ref(h)));
+            let id = self.objs.handle(s).id;
+            for k in kids {
+                count(k, &format!("object #{id}"), &self.objs)?;
+            }
+        }
+        for &s in &slots {
+            let (id, _) = self.objs.id_site(s);
+            let hdr = self.objs.hdr(s);
+            let expect = owners.get(&s).copied().unwrap_or(0) + self.manual.get(&id).copied().unwrap_or(0);
+            // A tainted object may have fewer counts than owners: some of
+            // its owners' references will dangle once it is freed.
+            if hdr.rc as i64 != expect || hdr.rc == 0 {
+                return Err(format!(
+                    "object #{id} ({}) has refcount {} but {} owners and manual balance {}",
+                    hdr.kind().name(),
+                    hdr.rc,
+                    owners.get(&s).copied().unwrap_or(0),
+                    self.manual.get(&id).copied().unwrap_or(0)
+                ));
+            }
+            if hdr.flag(F_PRINTING) {
+                return Err(format!("object #{id} is still marked as being printed"));
+            }
+        }
+        if self.objs.live() != slots.len() as u64 {
+            return Err(format!("live count {} but {} live slots", self.objs.live(), slots.len()));
+        }
+        let s = &self.stats;
+        if s.allocated != s.freed_by_refcount + s.freed_by_gc + self.objs.live() {
+            return Err(format!(
+                "stats: allocated {} != freed {} + {} + alive {}",
+                s.allocated,
+                s.freed_by_refcount,
+                s.freed_by_gc,
+                self.objs.live()
+            ));
+        }
+        self.gc_verify()?;
+        self.objs.allocator().check()?;
+        Ok(())
+    }
+
+    /// Releases `v` during teardown or unwinding, ignoring dangling
+    /// references (they were already reported, or are being unwound).
+    pub fn release_quiet(&mut self, v: Value) {
+        if let Value::Ref(h) = v {
+            if self.objs.is_live(h) {
+                let _ = self.release(v, self.site);
+            }
+        }
+    }
+
+    /// Every live object, as (id, kind, allocation site), in id order.
+    pub fn live_objects(&self) -> Vec<(u32, ObjKind, Site)> {
+        let mut v: Vec<_> = self
+            .objs
+            .live_slots()
+            .map(|s| {
+                let (id, site) = self.objs.id_site(s);
+                (id, self.objs.hdr(s).kind(), site)
+            })
+            .collect();
+        v.sort_by_key(|x| x.0);
+        v
+    }
+
+    /// Ids of live objects whose count exceeds the references other live
+    /// objects hold to them: what unowned counts keep alive.
+    pub fn leak_roots(&mut self) -> Vec<u32> {
+        let mut inner: HashMap<u32, i64> = HashMap::new();
+        let slots: Vec<u32> = self.objs.live_slots().collect();
+        for &s in &slots {
+            self.objs.for_each_ref(s, |h| *inner.entry(h.slot).or_insert(0) += 1);
+        }
+        let mut out: Vec<u32> = slots
+            .iter()
+            .filter(|&&s| self.objs.hdr(s).rc as i64 > inner.get(&s).copied().unwrap_or(0))
+            .map(|&s| self.objs.handle(s).id)
+            .collect();
+        out.sort_unstable();
+        out
+    }
+}

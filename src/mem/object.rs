@@ -1,0 +1,727 @@
+//! Object layout: headers and payloads inside allocator blocks, and the
+//! object table that maps handles to them.
+//!
+//! This module and `mem::alloc` are the only places with `unsafe` code. Its
+//! public surface is safe: every access goes through a slot of the object
+//! table, and a slot holds a pointer only while its block is live.
+//!
+//! Layout (every block comes from the pluggable [`Allocator`], so `--stats`
+//! counts real bytes):
+//!
+//! ```text
+//! header (16 bytes, every object)
+//!   rc: u32        the reference count
+//!   kind: u8       record, list, dict or string
+//!   bits: u8       generation (low 2 bits; 3 = untracked) and flags
+//!   len16: u16     record: number of slots
+//!   gc_prev: u32   generation list links, as slot indexes (the collector
+//!   gc_next: u32   also borrows gc_prev for its gc_refs, as CPython does)
+//! record:  header, then `len16` values (16 bytes each) inline
+//! list:    header, len: u32, cap: u32, buf: pointer to `cap` values in a
+//!          second block from the same allocator (grown like CPython's list)
+//! dict:    header, pointer to an `IndexMap` on the Rust heap; its
+//!          estimated size is charged to the heap's accounting
+//! string:  header, len: u64, then the UTF-8 bytes inline
+//! ```
+
+use super::alloc::Allocator;
+use super::value::{Handle, Value};
+use indexmap::IndexMap;
+use std::hash::{Hash, Hasher};
+use std::ptr::NonNull;
+
+/// "No slot" in generation lists and the free-slot list.
+pub const NO_SLOT: u32 = u32::MAX;
+
+/// Generation value of objects the collector does not track.
+pub const UNTRACKED: u8 = 3;
+
+/// Flag: the object's count was lowered by `decref` at some point, so
+/// dangling references to it may exist; its free site is remembered.
+pub const F_TAINTED: u8 = 1 << 2;
+/// Flag: the object is being printed (cycle detection).
+pub const F_PRINTING: u8 = 1 << 3;
+/// Flag: collector scratch (reachable / seen).
+pub const F_MARK: u8 = 1 << 4;
+
+/// The type of an object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+#[repr(u8)]
+pub enum ObjKind {
+    Record = 0,
+    List = 1,
+    Dict = 2,
+    Str = 3,
+}
+
+impl ObjKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ObjKind::Record => "record",
+            ObjKind::List => "list",
+            ObjKind::Dict => "dict",
+            ObjKind::Str => "string",
+        }
+    }
+    /// Containers are tracked by the cycle collector; strings are not.
+    pub fn is_container(self) -> bool {
+        !matches!(self, ObjKind::Str)
+    }
+}
+
+/// The header at the start of every object block.
+#[repr(C)]
+#[derive(Debug)]
+pub struct Header {
+    pub rc: u32,
+    kind: ObjKind,
+    bits: u8,
+    len16: u16,
+    pub gc_prev: u32,
+    pub gc_next: u32,
+}
+
+impl Header {
+    pub fn kind(&self) -> ObjKind {
+        self.kind
+    }
+    pub fn gen(&self) -> u8 {
+        self.bits & 3
+    }
+    pub fn set_gen(&mut self, g: u8) {
+        self.bits = (self.bits & !3) | (g & 3);
+    }
+    pub fn flag(&self, f: u8) -> bool {
+        self.bits & f != 0
+    }
+    pub fn set_flag(&mut self, f: u8, on: bool) {
+        if on {
+            self.bits |= f
+        } else {
+            self.bits &= !f
+        }
+    }
+}
+
+const HDR: usize = std::mem::size_of::<Header>();
+const VAL: usize = std::mem::size_of::<Value>();
+const _: () = assert!(HDR == 16);
+
+#[repr(C)]
+struct ListBody {
+    len: u32,
+    cap: u32,
+    buf: *mut Value,
+}
+
+#[repr(C)]
+struct DictBody {
+    map: *mut DictMap,
+    charged: u64,
+}
+
+#[repr(C)]
+struct StrBody {
+    len: u64,
+}
+
+/// A dict key: an int or a string, compared by value. Keys are copies, not
+/// references: only dict values own counts (SPEC §1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DictKey {
+    Int(i64),
+    Str(Box<str>),
+}
+
+/// A borrowed dict key, for lookups without copying a string.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyRef<'a> {
+    Int(i64),
+    Str(&'a str),
+}
+
+impl Hash for DictKey {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        match self {
+            DictKey::Int(i) => KeyRef::Int(*i).hash(h),
+            DictKey::Str(s) => KeyRef::Str(s).hash(h),
+        }
+    }
+}
+
+impl Hash for KeyRef<'_> {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        match self {
+            KeyRef::Int(i) => {
+                0u8.hash(h);
+                i.hash(h)
+            }
+            KeyRef::Str(s) => {
+                1u8.hash(h);
+                s.hash(h)
+            }
+        }
+    }
+}
+
+impl indexmap::Equivalent<DictKey> for KeyRef<'_> {
+    fn equivalent(&self, key: &DictKey) -> bool {
+        match (self, key) {
+            (KeyRef::Int(a), DictKey::Int(b)) => a == b,
+            (KeyRef::Str(a), DictKey::Str(b)) => *a == &**b,
+            _ => false,
+        }
+    }
+}
+
+impl DictKey {
+    pub fn as_ref(&self) -> KeyRef<'_> {
+        match self {
+            DictKey::Int(i) => KeyRef::Int(*i),
+            DictKey::Str(s) => KeyRef::Str(s),
+        }
+    }
+}
+
+impl KeyRef<'_> {
+    pub fn to_owned(self) -> DictKey {
+        match self {
+            KeyRef::Int(i) => DictKey::Int(i),
+            KeyRef::Str(s) => DictKey::Str(s.into()),
+        }
+    }
+}
+
+pub type DictMap = IndexMap<DictKey, Value>;
+
+/// Bytes charged for a dict's table: entries (hash, key, value) plus the
+/// index table, at its capacity, plus the bytes of string keys.
+fn dict_charge(m: &DictMap, key_bytes: u64) -> u64 {
+    let entry = std::mem::size_of::<(u64, DictKey, Value)>() + std::mem::size_of::<usize>() + 1;
+    (m.capacity() * entry) as u64 + key_bytes
+}
+
+/// One entry of the object table.
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    /// The object's header, or `None` while the slot is free.
+    ptr: Option<NonNull<Header>>,
+    /// Id of the object in the slot; 0 while free (ids start at 1).
+    id: u32,
+    /// Live: allocation site. Free: next free slot.
+    aux: u32,
+}
+
+/// Why an allocation failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AllocError {
+    /// The allocator or `--max-heap` refused.
+    OutOfMemory,
+    /// More than 2³² − 1 objects were allocated in one run.
+    IdsExhausted,
+}
+
+/// The object table plus the allocator: every object lives here.
+pub struct Objects<A: Allocator> {
+    slots: Vec<Slot>,
+    free_slot: u32,
+    next_id: u32,
+    alloc: A,
+    /// Limit on `bytes_in_use()`, from `--max-heap`.
+    max_bytes: usize,
+    /// Bytes charged for dict tables (not from the allocator).
+    dict_bytes: u64,
+    dict_bytes_peak: u64,
+    live: u64,
+}
+
+impl<A: Allocator> Objects<A> {
+    pub fn new(alloc: A, max_bytes: usize) -> Self {
+        Objects {
+            slots: Vec::new(),
+            free_slot: NO_SLOT,
+            next_id: 1,
+            alloc,
+            max_bytes,
+            dict_bytes: 0,
+            dict_bytes_peak: 0,
+            live: 0,
+        }
+    }
+
+    pub fn allocator(&self) -> &A {
+        &self.alloc
+    }
+
+    /// Bytes in use: allocator blocks plus charged dict tables.
+    pub fn bytes_in_use(&self) -> usize {
+        self.alloc.bytes_in_use() + self.dict_bytes as usize
+    }
+
+    pub fn dict_bytes(&self) -> (u64, u64) {
+        (self.dict_bytes, self.dict_bytes_peak)
+    }
+
+    /// Bytes of the object table itself (slots).
+    pub fn table_bytes(&self) -> usize {
+        self.slots.capacity() * std::mem::size_of::<Slot>()
+    }
+
+    /// Number of live objects.
+    pub fn live(&self) -> u64 {
+        self.live
+    }
+
+    /// Ids handed out so far.
+    pub fn allocated(&self) -> u64 {
+        self.next_id as u64 - 1
+    }
+
+    fn raw_alloc(&mut self, size: usize) -> Result<NonNull<u8>, AllocError> {
+        if self.bytes_in_use().saturating_add(size) > self.max_bytes {
+            return Err(AllocError::OutOfMemory);
+        }
+        self.alloc.alloc(size).ok_or(AllocError::OutOfMemory)
+    }
+
+    /// Allocates and initialises an object block; returns its handle.
+    fn new_object(
+        &mut self,
+        kind: ObjKind,
+        size: usize,
+        len16: u16,
+        site: u32,
+    ) -> Result<(Handle, NonNull<u8>), AllocError> {
+        if self.next_id == u32::MAX {
+            return Err(AllocError::IdsExhausted);
+        }
+        if self.free_slot == NO_SLOT && self.slots.len() >= NO_SLOT as usize {
+            return Err(AllocError::IdsExhausted);
+        }
+        let block = self.raw_alloc(size)?;
+        let hdr = block.cast::<Header>();
+        let gen = if kind.is_container() { 0 } else { UNTRACKED };
+        // SAFETY: the block is at least `size >= HDR` bytes, 16-aligned and
+        // exclusively ours (Allocator contract).
+        unsafe { hdr.as_ptr().write(Header { rc: 1, kind, bits: gen, len16, gc_prev: NO_SLOT, gc_next: NO_SLOT }) };
+        let id = self.next_id;
+        self.next_id += 1;
+        let slot = if self.free_slot != NO_SLOT {
+            let s = self.free_slot;
+            self.free_slot = self.slots[s as usize].aux;
+            self.slots[s as usize] = Slot { ptr: Some(hdr), id, aux: site };
+            s
+        } else {
+            self.slots.push(Slot { ptr: Some(hdr), id, aux: site });
+            (self.slots.len() - 1) as u32
+        };
+        self.live += 1;
+        Ok((Handle { slot, id }, block))
+    }
+
+    /// A new record of `n` nil slots, with refcount 1.
+    pub fn new_record(&mut self, n: u16, site: u32) -> Result<Handle, AllocError> {
+        let size = HDR + n as usize * VAL;
+        let (h, block) = self.new_object(ObjKind::Record, size, n, site)?;
+        // SAFETY: the block has room for `n` values after the header, and
+        // 16-byte alignment suits `Value` (align 8).
+        unsafe {
+            let vals = block.as_ptr().add(HDR).cast::<Value>();
+            for i in 0..n as usize {
+                vals.add(i).write(Value::Nil);
+            }
+        }
+        Ok(h)
+    }
+
+    /// A new empty list, refcount 1.
+    pub fn new_list(&mut self, site: u32) -> Result<Handle, AllocError> {
+        let (h, block) = self.new_object(ObjKind::List, HDR + std::mem::size_of::<ListBody>(), 0, site)?;
+        // SAFETY: the block has room for the body after the header.
+        unsafe {
+            block.as_ptr().add(HDR).cast::<ListBody>().write(ListBody { len: 0, cap: 0, buf: std::ptr::null_mut() })
+        };
+        Ok(h)
+    }
+
+    /// A new empty dict, refcount 1.
+    pub fn new_dict(&mut self, site: u32) -> Result<Handle, AllocError> {
+        let (h, block) = self.new_object(ObjKind::Dict, HDR + std::mem::size_of::<DictBody>(), 0, site)?;
+        let map = Box::into_raw(Box::new(DictMap::new()));
+        // SAFETY: the block has room for the body after the header.
+        unsafe { block.as_ptr().add(HDR).cast::<DictBody>().write(DictBody { map, charged: 0 }) };
+        Ok(h)
+    }
+
+    /// A new string, refcount 1.
+    pub fn new_str(&mut self, s: &str, site: u32) -> Result<Handle, AllocError> {
+        let size = HDR + std::mem::size_of::<StrBody>() + s.len();
+        let (h, block) = self.new_object(ObjKind::Str, size, 0, site)?;
+        // SAFETY: the block has room for the length and `s.len()` bytes.
+        unsafe {
+            let body = block.as_ptr().add(HDR);
+            body.cast::<StrBody>().write(StrBody { len: s.len() as u64 });
+            std::ptr::copy_nonoverlapping(s.as_ptr(), body.add(std::mem::size_of::<StrBody>()), s.len());
+        }
+        Ok(h)
+    }
+
+    /// Is `h` a reference to the live object it was made for?
+    #[inline(always)]
+    pub fn is_live(&self, h: Handle) -> bool {
+        match self.slots.get(h.slot as usize) {
+            Some(s) => s.id == h.id && s.ptr.is_some(),
+            None => false,
+        }
+    }
+
+    #[inline(always)]
+    fn ptr(&self, slot: u32) -> NonNull<Header> {
+        match self.slots[slot as usize].ptr {
+            Some(p) => p,
+            None => panic!("object slot {slot} is free"),
+        }
+    }
+
+    /// The header of the live object in `slot`.
+    #[inline(always)]
+    pub fn hdr(&self, slot: u32) -> &Header {
+        // SAFETY: a slot holds a pointer only while its block is live, and
+        // the block starts with an initialised header. The borrow of `self`
+        // keeps the block from being freed while the reference lives.
+        unsafe { self.ptr(slot).as_ref() }
+    }
+
+    /// The header of the live object in `slot`, mutably.
+    #[inline(always)]
+    pub fn hdr_mut(&mut self, slot: u32) -> &mut Header {
+        // SAFETY: as in `hdr`; `&mut self` makes the access exclusive.
+        unsafe { self.ptr(slot).as_mut() }
+    }
+
+    /// Id and allocation site of the live object in `slot`.
+    pub fn id_site(&self, slot: u32) -> (u32, u32) {
+        let s = &self.slots[slot as usize];
+        (s.id, s.aux)
+    }
+
+    /// The handle of the live object in `slot`.
+    pub fn handle(&self, slot: u32) -> Handle {
+        Handle { slot, id: self.slots[slot as usize].id }
+    }
+
+    /// Every live object's slot, in slot order.
+    pub fn live_slots(&self) -> impl Iterator<Item = u32> + '_ {
+        self.slots.iter().enumerate().filter(|(_, s)| s.ptr.is_some()).map(|(i, _)| i as u32)
+    }
+
+    fn body(&self, slot: u32) -> *mut u8 {
+        // SAFETY: the header is followed by the body inside the same block.
+        unsafe { self.ptr(slot).as_ptr().cast::<u8>().add(HDR) }
+    }
+
+    /// A view of the object for reading and writing values.
+    pub fn view(&mut self, slot: u32) -> ObjMut<'_> {
+        let kind = self.hdr(slot).kind;
+        let body = self.body(slot);
+        match kind {
+            ObjKind::Record => {
+                let n = self.hdr(slot).len16 as usize;
+                // SAFETY: a record block holds `len16` initialised values
+                // after the header; `&mut self` makes the borrow exclusive.
+                ObjMut::Record(unsafe { std::slice::from_raw_parts_mut(body.cast::<Value>(), n) })
+            }
+            ObjKind::List => {
+                // SAFETY: a list block holds an initialised ListBody whose
+                // `buf` has `len` initialised values (or is null with len 0).
+                let items = unsafe {
+                    let lb = &*body.cast::<ListBody>();
+                    if lb.len == 0 {
+                        &mut [][..]
+                    } else {
+                        std::slice::from_raw_parts_mut(lb.buf, lb.len as usize)
+                    }
+                };
+                ObjMut::List(items)
+            }
+            // SAFETY: a dict block holds a DictBody whose `map` came from
+            // `Box::into_raw` and is freed only with the object.
+            ObjKind::Dict => ObjMut::Dict(unsafe { &mut *(*body.cast::<DictBody>()).map }),
+            ObjKind::Str => ObjMut::Str(self.str_at(slot)),
+        }
+    }
+
+    /// The values of the record or list in `slot` (empty for others).
+    pub fn items(&mut self, slot: u32) -> &mut [Value] {
+        match self.view(slot) {
+            ObjMut::Record(v) | ObjMut::List(v) => v,
+            _ => &mut [],
+        }
+    }
+
+    /// The text of the string in `slot`.
+    pub fn str_at(&self, slot: u32) -> &str {
+        debug_assert_eq!(self.hdr(slot).kind, ObjKind::Str);
+        let body = self.body(slot);
+        // SAFETY: a string block holds its length then that many bytes,
+        // copied from a `&str`, so they are valid UTF-8.
+        unsafe {
+            let len = (*body.cast::<StrBody>()).len as usize;
+            let bytes = std::slice::from_raw_parts(body.add(std::mem::size_of::<StrBody>()), len);
+            std::str::from_utf8_unchecked(bytes)
+        }
+    }
+
+    /// Calls `f` with every reference the object holds (not dict keys:
+    /// they are copies).
+    pub fn for_each_ref(&mut self, slot: u32, mut f: impl FnMut(Handle)) {
+        match self.view(slot) {
+            ObjMut::Record(v) | ObjMut::List(v) => {
+                for x in v.iter() {
+                    if let Value::Ref(h) = x {
+                        f(*h)
+                    }
+                }
+            }
+            ObjMut::Dict(m) => {
+                for x in m.values() {
+                    if let Value::Ref(h) = x {
+                        f(*h)
+                    }
+                }
+            }
+            ObjMut::Str(_) => {}
+        }
+    }
+
+    /// Appends to the list in `slot`, growing its buffer like CPython's
+    /// `list_resize`. The value's count is the caller's business.
+    pub fn list_push(&mut self, slot: u32, v: Value) -> Result<(), AllocError> {
+        let body = self.body(slot).cast::<ListBody>();
+        // SAFETY: `slot` is a live list (callers check the kind), so its
+        // body is an initialised ListBody exclusively borrowed via `self`.
+        let (len, cap, buf) = unsafe { ((*body).len, (*body).cap, (*body).buf) };
+        if len == u32::MAX {
+            return Err(AllocError::OutOfMemory);
+        }
+        if len == cap {
+            let newsize = len as usize + 1;
+            let new_cap = (newsize + (newsize >> 3) + 6) & !3;
+            let new_cap = new_cap.min(u32::MAX as usize);
+            let new_bytes = new_cap * VAL;
+            let grown = new_bytes - cap as usize * VAL;
+            if self.bytes_in_use().saturating_add(grown) > self.max_bytes {
+                return Err(AllocError::OutOfMemory);
+            }
+            let nb = match NonNull::new(buf) {
+                None => self.alloc.alloc(new_bytes),
+                // SAFETY: `buf` came from this allocator with `cap * VAL`
+                // bytes and is live (owned by this list).
+                Some(old) => unsafe { self.alloc.realloc(old.cast(), cap as usize * VAL, new_bytes) },
+            }
+            .ok_or(AllocError::OutOfMemory)?;
+            // SAFETY: as above; the body is still the same live ListBody.
+            unsafe {
+                (*body).buf = nb.as_ptr().cast();
+                (*body).cap = new_cap as u32;
+            }
+        }
+        // SAFETY: `len < cap` now, so slot `len` of the buffer is in bounds.
+        unsafe {
+            (*body).buf.add(len as usize).write(v);
+            (*body).len = len + 1;
+        }
+        Ok(())
+    }
+
+    /// Removes element `i` of the list in `slot` (the rest shift down) and
+    /// returns it; the count it held passes to the caller.
+    pub fn list_remove(&mut self, slot: u32, i: usize) -> Value {
+        let body = self.body(slot).cast::<ListBody>();
+        // SAFETY: live list body; callers guarantee `i < len`, so the
+        // shifted range lies inside the initialised part of the buffer.
+        unsafe {
+            let len = (*body).len as usize;
+            assert!(i < len);
+            let buf = (*body).buf;
+            let v = buf.add(i).read();
+            std::ptr::copy(buf.add(i + 1), buf.add(i), len - i - 1);
+            (*body).len = (len - 1) as u32;
+            v
+        }
+    }
+
+    /// Re-charges a dict's table after it may have grown or shrunk. Returns
+    /// false if the charge would pass `--max-heap` (the charge is still
+    /// recorded; the caller reports out of memory after undoing its insert).
+    pub fn dict_recharge(&mut self, slot: u32) {
+        let body = self.body(slot).cast::<DictBody>();
+        // SAFETY: live dict body with a valid map pointer.
+        let (new, old) = unsafe {
+            let m = &*(*body).map;
+            let keys: u64 = m.keys().map(|k| if let DictKey::Str(s) = k { s.len() as u64 } else { 0 }).sum();
+            (dict_charge(m, keys), (*body).charged)
+        };
+        // SAFETY: as above.
+        unsafe { (*body).charged = new };
+        self.dict_bytes = self.dict_bytes - old + new;
+        self.dict_bytes_peak = self.dict_bytes_peak.max(self.dict_bytes);
+    }
+
+    /// Would growing a dict by one entry stay within `--max-heap`?
+    pub fn dict_can_grow(&mut self, slot: u32) -> bool {
+        let entry = std::mem::size_of::<(u64, DictKey, Value)>() + std::mem::size_of::<usize>() + 1;
+        let ObjMut::Dict(m) = self.view(slot) else { return true };
+        let extra = if m.len() == m.capacity() { (m.capacity().max(4)) * entry } else { 0 };
+        self.bytes_in_use().saturating_add(extra) <= self.max_bytes
+    }
+
+    /// Frees the object in `slot`: moves every reference it held into
+    /// `children` (their counts pass to the caller), releases its blocks and
+    /// marks the slot free. Returns the id it had.
+    pub fn free(&mut self, slot: u32, children: &mut Vec<Value>) -> u32 {
+        let p = self.ptr(slot);
+        let kind = self.hdr(slot).kind;
+        let body = self.body(slot);
+        // SAFETY: the object is live; we read its body, move its values out
+        // and give each block back to the allocator with the size it was
+        // allocated with. The slot is cleared below, so nothing can reach
+        // the freed memory again.
+        unsafe {
+            let size = match kind {
+                ObjKind::Record => {
+                    let n = self.hdr(slot).len16 as usize;
+                    let vals = body.cast::<Value>();
+                    for i in 0..n {
+                        if let v @ Value::Ref(_) = vals.add(i).read() {
+                            children.push(v);
+                        }
+                    }
+                    HDR + n * VAL
+                }
+                ObjKind::List => {
+                    let lb = body.cast::<ListBody>().read();
+                    for i in 0..lb.len as usize {
+                        if let v @ Value::Ref(_) = lb.buf.add(i).read() {
+                            children.push(v);
+                        }
+                    }
+                    if let Some(buf) = NonNull::new(lb.buf) {
+                        self.alloc.free(buf.cast(), lb.cap as usize * VAL);
+                    }
+                    HDR + std::mem::size_of::<ListBody>()
+                }
+                ObjKind::Dict => {
+                    let db = body.cast::<DictBody>().read();
+                    let map = Box::from_raw(db.map);
+                    children.extend(map.into_values().filter(|v| matches!(v, Value::Ref(_))));
+                    self.dict_bytes -= db.charged;
+                    HDR + std::mem::size_of::<DictBody>()
+                }
+                ObjKind::Str => {
+                    let len = (*body.cast::<StrBody>()).len as usize;
+                    HDR + std::mem::size_of::<StrBody>() + len
+                }
+            };
+            self.alloc.free(p.cast(), size);
+        }
+        let s = &mut self.slots[slot as usize];
+        let id = s.id;
+        *s = Slot { ptr: None, id: 0, aux: self.free_slot };
+        self.free_slot = slot;
+        self.live -= 1;
+        id
+    }
+}
+
+impl<A: Allocator> Drop for Objects<A> {
+    fn drop(&mut self) {
+        // Give every block back; references between objects no longer
+        // matter, so children are dropped without counting.
+        let mut sink = Vec::new();
+        for slot in 0..self.slots.len() as u32 {
+            if self.slots[slot as usize].ptr.is_some() {
+                self.free(slot, &mut sink);
+                sink.clear();
+            }
+        }
+    }
+}
+
+/// A typed, mutable view of an object's contents.
+pub enum ObjMut<'a> {
+    Record(&'a mut [Value]),
+    List(&'a mut [Value]),
+    Dict(&'a mut DictMap),
+    Str(&'a str),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mem::alloc::{PoolAllocator, SystemAllocator};
+
+    fn objects() -> Objects<PoolAllocator> {
+        Objects::new(PoolAllocator::new(), usize::MAX)
+    }
+
+    #[test]
+    fn records_lists_dicts_strings_round_trip() {
+        let mut o = objects();
+        let r = o.new_record(3, 7).unwrap();
+        let s = o.new_str("héllo", 8).unwrap();
+        let l = o.new_list(9).unwrap();
+        let d = o.new_dict(10).unwrap();
+        assert_eq!((r.id, s.id, l.id, d.id), (1, 2, 3, 4));
+        if let ObjMut::Record(v) = o.view(r.slot) {
+            assert_eq!(v, &[Value::Nil; 3]);
+            v[1] = Value::Ref(s);
+        } else {
+            panic!("not a record")
+        }
+        assert_eq!(o.str_at(s.slot), "héllo");
+        for i in 0..100 {
+            o.list_push(l.slot, Value::Int(i)).unwrap();
+        }
+        let ObjMut::List(items) = o.view(l.slot) else { panic!() };
+        assert_eq!(items.len(), 100);
+        assert_eq!(items[99], Value::Int(99));
+        assert_eq!(o.list_remove(l.slot, 0), Value::Int(0));
+        let ObjMut::List(items) = o.view(l.slot) else { panic!() };
+        assert_eq!(items[0], Value::Int(1));
+        if let ObjMut::Dict(m) = o.view(d.slot) {
+            m.insert(DictKey::Str("k".into()), Value::Ref(r));
+            assert!(m.get(&KeyRef::Str("k")).is_some());
+        }
+        o.dict_recharge(d.slot);
+        assert!(o.dict_bytes().0 > 0);
+        let mut kids = Vec::new();
+        assert_eq!(o.free(d.slot, &mut kids), 4);
+        assert_eq!(kids, vec![Value::Ref(r)]);
+        assert_eq!(o.dict_bytes().0, 0);
+        kids.clear();
+        o.free(r.slot, &mut kids);
+        assert_eq!(kids, vec![Value::Ref(s)]);
+        assert!(!o.is_live(r));
+        assert!(o.is_live(s));
+        // The freed slot is reused with a new id; the old handle stays dead.
+        let r2 = o.new_record(0, 0).unwrap();
+        assert_eq!(r2.slot, r.slot);
+        assert!(!o.is_live(r) && o.is_live(r2));
+        assert_eq!(o.live(), 3);
+    }
+
+    #[test]
+    fn max_heap_is_enforced() {
+        let mut o = Objects::new(SystemAllocator::new(), 200);
+        assert!(o.new_record(4, 0).is_ok()); // 80 bytes
+        assert_eq!(o.new_record(20, 0), Err(AllocError::OutOfMemory));
+        let l = o.new_list(0).unwrap();
+        let mut pushed = 0;
+        while o.list_push(l.slot, Value::Int(1)).is_ok() {
+            pushed += 1;
+        }
+        assert!(pushed > 0 && o.bytes_in_use() <= 200);
+    }
+}

@@ -1,0 +1,728 @@
+//! The register VM.
+//!
+//! Frames live on the VM's own value stack (never the host's), so an rcvm
+//! program's recursion depth is limited only by `--max-depth`. Each frame
+//! sees a window of 256 registers starting at its base; since the verifier
+//! proved every register operand lies inside the frame, the interpreter
+//! indexes the window with `u8` operands and the compiler drops the bounds
+//! checks, with no `unsafe` in this module.
+//!
+//! The hot loop is `exec::<false>`; `exec::<true>` adds `--trace` output and
+//! the heap verifier after every instruction (for tests), at no cost to the
+//! fast path.
+
+mod error;
+
+pub use error::{FrameInfo, RuntimeError};
+
+use crate::bytecode::disasm::instr_text;
+use crate::bytecode::format::Pos;
+use crate::bytecode::isa::Instr;
+use crate::bytecode::verify::Program;
+use crate::mem::alloc::Allocator;
+use crate::mem::heap::{Fault, Heap, Site};
+use crate::mem::value::Value;
+use std::io::Write;
+
+/// Registers visible to one frame.
+const WINDOW: usize = 256;
+
+/// Limits on a run (`--max-steps`, `--max-depth`).
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Instructions that may execute; `None` for no limit.
+    pub max_steps: Option<u64>,
+    /// Deepest call nesting (`main` is depth 1).
+    pub max_depth: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_steps: None, max_depth: 10_000 }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Frame {
+    func: u16,
+    /// Saved program counter: the next instruction for callers, the failing
+    /// one after an error.
+    pc: u32,
+    base: u32,
+    /// Register of the caller that receives the return value.
+    dst: u8,
+}
+
+/// How a run ended without error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// `main` returned (or fell off its end).
+    Returned,
+    /// `halt`.
+    Halted,
+}
+
+/// A virtual machine running one program over one heap.
+pub struct Vm<'p, A: Allocator> {
+    prog: &'p Program,
+    heap: Heap<A>,
+    stack: Vec<Value>,
+    frames: Vec<Frame>,
+    /// First global site number of each function (see [`Vm::site_pos`]).
+    site_base: Vec<u32>,
+    limits: Limits,
+    steps: u64,
+    trace: Option<Box<dyn Write + 'p>>,
+    verify_each_step: bool,
+}
+
+/// What the trace printer needs to know about the instruction that ran.
+#[derive(Clone, Copy)]
+struct Traced {
+    func: u16,
+    pc: u32,
+    base: u32,
+    ins: Instr,
+    /// A return arriving in the caller: shows the call's destination.
+    returned: bool,
+}
+
+impl<'p, A: Allocator> Vm<'p, A> {
+    /// A VM ready to run `prog` from `main`.
+    pub fn new(prog: &'p Program, heap: Heap<A>, limits: Limits) -> Self {
+        let mut site_base = Vec::with_capacity(prog.funcs.len());
+        let mut n = 0u32;
+        for f in &prog.funcs {
+            site_base.push(n);
+            n = n.saturating_add(f.code.len() as u32);
+        }
+        Vm {
+            prog,
+            heap,
+            stack: Vec::new(),
+            frames: Vec::new(),
+            site_base,
+            limits,
+            steps: 0,
+            trace: None,
+            verify_each_step: false,
+        }
+    }
+
+    /// Writes one line per executed instruction to `w` (`--trace`).
+    pub fn set_trace(&mut self, w: Box<dyn Write + 'p>) {
+        self.trace = Some(w);
+    }
+
+    /// Runs the heap verifier after every instruction (slow; for tests).
+    pub fn set_verify_each_step(&mut self, on: bool) {
+        self.verify_each_step = on;
+    }
+
+    pub fn heap(&self) -> &Heap<A> {
+        &self.heap
+    }
+
+    pub fn heap_mut(&mut self) -> &mut Heap<A> {
+        &mut self.heap
+    }
+
+    pub fn into_heap(self) -> Heap<A> {
+        self.heap
+    }
+
+    /// The name of the source file the program's line table refers to.
+    pub fn source_name(&self) -> &'p str {
+        &self.prog.source_name
+    }
+
+    /// Instructions executed so far.
+    pub fn instructions(&self) -> u64 {
+        self.steps
+    }
+
+    /// The function and source position of a site.
+    pub fn site_pos(&self, site: Site) -> (&'p str, Pos) {
+        let prog = self.prog;
+        let f = self.site_base.partition_point(|&b| b <= site).saturating_sub(1);
+        let func = &prog.funcs[f];
+        let pc = (site - self.site_base[f]) as usize;
+        (&func.name, func.lines.get(pc).copied().unwrap_or_default())
+    }
+
+    /// Runs the heap verifier with the live registers as roots.
+    pub fn verify_heap(&mut self) -> Result<(), String> {
+        let roots: Vec<Value> = self.stack.iter().copied().filter(|v| matches!(v, Value::Ref(_))).collect();
+        self.heap.verify(roots)
+    }
+
+    /// Runs the program to completion. Whatever happens, every frame is
+    /// released before this returns, so the heap holds only what unowned
+    /// counts (or uncollected cycles) keep alive.
+    pub fn run(&mut self, out: &mut dyn Write) -> Result<Exit, RuntimeError> {
+        let main = self.prog.main;
+        self.stack.clear();
+        self.stack.resize(WINDOW, Value::Nil);
+        self.frames.clear();
+        self.frames.push(Frame { func: main, pc: 0, base: 0, dst: 0 });
+        let r = if self.trace.is_some() || self.verify_each_step {
+            self.exec::<true>(out)
+        } else {
+            self.exec::<false>(out)
+        };
+        let _ = out.flush();
+        match r {
+            Ok(e) => Ok(e),
+            Err(fault) => {
+                let err = self.error(fault);
+                self.unwind();
+                Err(err)
+            }
+        }
+    }
+
+    /// Releases every register of every frame, ignoring dangling
+    /// references (after an error, or at exit).
+    fn unwind(&mut self) {
+        let vals: Vec<Value> = self.stack.iter_mut().map(std::mem::take).collect();
+        for v in vals {
+            self.heap.release_quiet(v);
+        }
+        self.frames.clear();
+    }
+
+    fn error(&mut self, fault: Fault) -> RuntimeError {
+        let prog = self.prog;
+        let mut notes = Vec::new();
+        let message = match fault {
+            Fault::Freed { id, site } => {
+                match site {
+                    Some(s) => {
+                        let (f, p) = self.site_pos(s);
+                        notes.push(format!(
+                            "object #{id} was freed at {}:{}:{} (in `{f}`)",
+                            prog.source_name, p.line, p.col
+                        ));
+                    }
+                    None => notes.push(format!("object #{id} was freed earlier")),
+                }
+                format!("use of freed object #{id}")
+            }
+            Fault::OutOfMemory => {
+                notes.push(format!("{} bytes in use", self.heap.bytes_in_use()));
+                "out of memory (--max-heap)".to_string()
+            }
+            Fault::IdsExhausted => "object ids exhausted (2^32 - 1 allocations)".to_string(),
+            Fault::Msg(m) => m,
+        };
+        let frames = self
+            .frames
+            .iter()
+            .rev()
+            .map(|fr| {
+                let f = &prog.funcs[fr.func as usize];
+                FrameInfo { func: f.name.clone(), pos: f.lines.get(fr.pc as usize).copied().unwrap_or_default() }
+            })
+            .collect();
+        RuntimeError { message, notes, frames, source_name: prog.source_name.clone() }
+    }
+
+    fn trace_line(&mut self, t: Traced) {
+        let prog = self.prog;
+        let f = &prog.funcs[t.func as usize];
+        let line = f.lines[t.pc as usize].line;
+        let text = if t.returned { "<- return".to_string() } else { instr_text(prog, &t.ins) };
+        let mut s = format!("[trace] {}:{:<5} {:<32}", f.name, line, text);
+        if let (Some(d), false) = (t.ins.dest(), matches!(t.ins, Instr::Call { .. }) && !t.returned) {
+            let v = self.stack.get(t.base as usize + d as usize).copied().unwrap_or_default();
+            let mut text = String::new();
+            if self.heap.format_value(v, &mut text).is_err() {
+                text = "<freed>".into();
+            }
+            if let Value::Ref(h) = v {
+                text = format!("#{} {}", h.id(), text);
+            }
+            s.push_str(&format!(" r{d} = {text}"));
+        }
+        if let Some(w) = &mut self.trace {
+            let _ = writeln!(w, "{}", s.trim_end());
+        }
+    }
+
+    #[inline(always)]
+    fn exec<const SLOW: bool>(&mut self, out: &mut dyn Write) -> Result<Exit, Fault> {
+        let prog: &'p Program = self.prog;
+        let ints = &prog.ints[..];
+        let mut fi = self.frames[0].func;
+        let mut func = &prog.funcs[fi as usize];
+        let mut code: &'p [Instr] = &func.code;
+        let mut pc: usize = 0;
+        let mut base: usize = 0;
+        let mut site_base = self.site_base[fi as usize];
+        let budget = self.limits.max_steps.unwrap_or(u64::MAX);
+        let mut fuel = budget - self.steps.min(budget);
+        let mut pending: Option<Traced> = None;
+        let mut line = String::new();
+
+        macro_rules! window {
+            () => {
+                <&mut [Value; WINDOW]>::try_from(&mut self.stack[base..base + WINDOW])
+                    .unwrap_or_else(|_| unreachable!("the stack always has a full window"))
+            };
+        }
+        let mut regs: &mut [Value; WINDOW] = window!();
+
+        let fault: Fault = 'run: loop {
+            if SLOW {
+                if let Some(t) = pending.take() {
+                    self.trace_line(t);
+                }
+                if self.verify_each_step {
+                    if let Err(e) = self.verify_heap() {
+                        break 'run Fault::Msg(format!("heap verifier: {e}"));
+                    }
+                }
+                regs = window!();
+            }
+            let ins = code[pc];
+            if fuel == 0 {
+                break 'run Fault::Msg(format!(
+                    "instruction budget exhausted after {} instructions (--max-steps)",
+                    budget
+                ));
+            }
+            fuel -= 1;
+            if SLOW {
+                pending = Some(Traced { func: fi, pc: pc as u32, base: base as u32, ins, returned: false });
+            }
+            pc += 1;
+
+            macro_rules! site {
+                () => {
+                    site_base + pc as u32 - 1
+                };
+            }
+            macro_rules! tri {
+                ($e:expr) => {
+                    match $e {
+                        Ok(v) => v,
+                        Err(f) => break 'run f,
+                    }
+                };
+            }
+            macro_rules! set {
+                ($r:expr, $v:expr) => {{
+                    let new = $v;
+                    let old = std::mem::replace(&mut regs[$r as usize], new);
+                    if let Value::Ref(_) = old {
+                        tri!(self.heap.release(old, site!()));
+                    }
+                }};
+            }
+            macro_rules! int_op {
+                ($d:expr, $a:expr, $b:expr, $name:literal, $f:expr) => {{
+                    let (a, b) = ($a, $b);
+                    match (a, b) {
+                        (Value::Int(x), Value::Int(y)) => match $f(x, y) {
+                            Ok(r) => set!($d, Value::Int(r)),
+                            Err(m) => break 'run Fault::Msg(m),
+                        },
+                        _ => break 'run self.type_error($name, a, b),
+                    }
+                }};
+            }
+            macro_rules! cmp_op {
+                ($d:expr, $a:expr, $b:expr, $name:literal, $op:tt) => {{
+                    let (a, b) = ($a, $b);
+                    match (a, b) {
+                        (Value::Int(x), Value::Int(y)) => set!($d, Value::Int((x $op y) as i64)),
+                        _ => break 'run self.type_error($name, a, b),
+                    }
+                }};
+            }
+            macro_rules! add_op {
+                ($d:expr, $a:expr, $b:expr) => {{
+                    let (a, b) = ($a, $b);
+                    match (a, b) {
+                        (Value::Int(x), Value::Int(y)) => match x.checked_add(y) {
+                            Some(r) => set!($d, Value::Int(r)),
+                            None => break 'run overflow("add", x, y),
+                        },
+                        _ => match tri!(self.heap.concat(a, b, site!())) {
+                            Some(v) => set!($d, v),
+                            None => break 'run self.type_error("add", a, b),
+                        },
+                    }
+                }};
+            }
+            macro_rules! eq_op {
+                ($d:expr, $a:expr, $b:expr, $want:expr) => {{
+                    let (a, b) = ($a, $b);
+                    let r = match (a, b) {
+                        (Value::Int(x), Value::Int(y)) => x == y,
+                        _ => tri!(self.heap.equal(a, b)),
+                    };
+                    set!($d, Value::Int((r == $want) as i64))
+                }};
+            }
+
+            match ins {
+                Instr::LiI { d, i } => set!(d, Value::Int(i as i64)),
+                Instr::LiW { d, w } => set!(d, Value::Int(ints[w as usize])),
+                Instr::Mov { d, s } => {
+                    let v = regs[s as usize];
+                    tri!(self.heap.retain(v));
+                    set!(d, v)
+                }
+                Instr::Del { d } => set!(d, Value::Nil),
+
+                Instr::AddRR { d, a, b } => add_op!(d, regs[a as usize], regs[b as usize]),
+                Instr::AddRI { d, a, i } => add_op!(d, regs[a as usize], Value::Int(i as i64)),
+                Instr::AddRW { d, a, w } => add_op!(d, regs[a as usize], Value::Int(ints[w as usize])),
+                Instr::SubRR { d, a, b } => int_op!(d, regs[a as usize], regs[b as usize], "sub", sub),
+                Instr::SubRI { d, a, i } => int_op!(d, regs[a as usize], Value::Int(i as i64), "sub", sub),
+                Instr::SubRW { d, a, w } => int_op!(d, regs[a as usize], Value::Int(ints[w as usize]), "sub", sub),
+                Instr::MulRR { d, a, b } => int_op!(d, regs[a as usize], regs[b as usize], "mul", mul),
+                Instr::MulRI { d, a, i } => int_op!(d, regs[a as usize], Value::Int(i as i64), "mul", mul),
+                Instr::MulRW { d, a, w } => int_op!(d, regs[a as usize], Value::Int(ints[w as usize]), "mul", mul),
+                Instr::DivRR { d, a, b } => int_op!(d, regs[a as usize], regs[b as usize], "div", floor_div),
+                Instr::DivRI { d, a, i } => int_op!(d, regs[a as usize], Value::Int(i as i64), "div", floor_div),
+                Instr::DivRW { d, a, w } => {
+                    int_op!(d, regs[a as usize], Value::Int(ints[w as usize]), "div", floor_div)
+                }
+                Instr::ModRR { d, a, b } => int_op!(d, regs[a as usize], regs[b as usize], "mod", floor_mod),
+                Instr::ModRI { d, a, i } => int_op!(d, regs[a as usize], Value::Int(i as i64), "mod", floor_mod),
+                Instr::ModRW { d, a, w } => {
+                    int_op!(d, regs[a as usize], Value::Int(ints[w as usize]), "mod", floor_mod)
+                }
+
+                Instr::EqRR { d, a, b } => eq_op!(d, regs[a as usize], regs[b as usize], true),
+                Instr::EqRI { d, a, i } => eq_op!(d, regs[a as usize], Value::Int(i as i64), true),
+                Instr::EqRW { d, a, w } => eq_op!(d, regs[a as usize], Value::Int(ints[w as usize]), true),
+                Instr::NeRR { d, a, b } => eq_op!(d, regs[a as usize], regs[b as usize], false),
+                Instr::NeRI { d, a, i } => eq_op!(d, regs[a as usize], Value::Int(i as i64), false),
+                Instr::NeRW { d, a, w } => eq_op!(d, regs[a as usize], Value::Int(ints[w as usize]), false),
+                Instr::LtRR { d, a, b } => cmp_op!(d, regs[a as usize], regs[b as usize], "lt", <),
+                Instr::LtRI { d, a, i } => cmp_op!(d, regs[a as usize], Value::Int(i as i64), "lt", <),
+                Instr::LtRW { d, a, w } => cmp_op!(d, regs[a as usize], Value::Int(ints[w as usize]), "lt", <),
+                Instr::LeRR { d, a, b } => cmp_op!(d, regs[a as usize], regs[b as usize], "le", <=),
+                Instr::LeRI { d, a, i } => cmp_op!(d, regs[a as usize], Value::Int(i as i64), "le", <=),
+                Instr::LeRW { d, a, w } => cmp_op!(d, regs[a as usize], Value::Int(ints[w as usize]), "le", <=),
+                Instr::GtRR { d, a, b } => cmp_op!(d, regs[a as usize], regs[b as usize], "gt", >),
+                Instr::GtRI { d, a, i } => cmp_op!(d, regs[a as usize], Value::Int(i as i64), "gt", >),
+                Instr::GtRW { d, a, w } => cmp_op!(d, regs[a as usize], Value::Int(ints[w as usize]), "gt", >),
+                Instr::GeRR { d, a, b } => cmp_op!(d, regs[a as usize], regs[b as usize], "ge", >=),
+                Instr::GeRI { d, a, i } => cmp_op!(d, regs[a as usize], Value::Int(i as i64), "ge", >=),
+                Instr::GeRW { d, a, w } => cmp_op!(d, regs[a as usize], Value::Int(ints[w as usize]), "ge", >=),
+                Instr::Not { d, s } => {
+                    let v = regs[s as usize];
+                    if let Value::Ref(h) = v {
+                        tri!(self.heap.check(h));
+                    }
+                    set!(d, Value::Int(v.is_falsy() as i64))
+                }
+
+                Instr::Jmp { t } => pc = t as usize,
+                Instr::Jz { s, t } => {
+                    let v = regs[s as usize];
+                    if v.is_falsy() {
+                        pc = t as usize
+                    } else if let Value::Ref(h) = v {
+                        tri!(self.heap.check(h));
+                    }
+                }
+                Instr::Jnz { s, t } => {
+                    let v = regs[s as usize];
+                    if !v.is_falsy() {
+                        if let Value::Ref(h) = v {
+                            tri!(self.heap.check(h));
+                        }
+                        pc = t as usize
+                    }
+                }
+                Instr::Call { d, f, args } => {
+                    if self.frames.len() >= self.limits.max_depth {
+                        break 'run Fault::Msg(format!(
+                            "call depth exceeds {} (--max-depth): runaway recursion?",
+                            self.limits.max_depth
+                        ));
+                    }
+                    let callee = &prog.funcs[f as usize];
+                    let new_base = base + func.frame_size as usize;
+                    if self.stack.len() < new_base + WINDOW {
+                        let want = (new_base + WINDOW).max(self.stack.len() * 2);
+                        self.stack.resize(want, Value::Nil);
+                    }
+                    let arg_regs = prog.reglist(args);
+                    for (i, &r) in arg_regs.iter().enumerate() {
+                        let v = self.stack[base + r as usize];
+                        tri!(self.heap.retain(v));
+                        self.stack[new_base + i] = v;
+                    }
+                    let top = self.frames.len() - 1;
+                    self.frames[top].pc = pc as u32;
+                    self.frames.push(Frame { func: f, pc: 0, base: new_base as u32, dst: d });
+                    fi = f;
+                    func = callee;
+                    code = &callee.code;
+                    pc = 0;
+                    base = new_base;
+                    site_base = self.site_base[f as usize];
+                    regs = window!();
+                }
+                Instr::Ret0 {} | Instr::Ret { .. } => {
+                    let v = match ins {
+                        Instr::Ret { s } => std::mem::take(&mut regs[s as usize]),
+                        _ => Value::Nil,
+                    };
+                    // Scope exit: release the frame's registers.
+                    for r in regs[..func.frame_size as usize].iter_mut() {
+                        if let old @ Value::Ref(_) = std::mem::take(r) {
+                            if let Err(f) = self.heap.release(old, site_base + pc as u32 - 1) {
+                                self.heap.release_quiet(v);
+                                break 'run f;
+                            }
+                        }
+                    }
+                    if SLOW {
+                        if let Some(t) = pending.take() {
+                            self.trace_line(t);
+                        }
+                    }
+                    let done = self.frames.pop().unwrap_or_else(|| unreachable!());
+                    let Some(caller) = self.frames.last() else {
+                        self.heap.release_quiet(v);
+                        self.steps = budget - fuel;
+                        if SLOW {
+                            if let Some(t) = pending.take() {
+                                self.trace_line(t);
+                            }
+                        }
+                        return Ok(Exit::Returned);
+                    };
+                    fi = caller.func;
+                    func = &prog.funcs[fi as usize];
+                    code = &func.code;
+                    pc = caller.pc as usize;
+                    base = caller.base as usize;
+                    site_base = self.site_base[fi as usize];
+                    regs = window!();
+                    if SLOW {
+                        pending = Some(Traced {
+                            func: fi,
+                            pc: pc as u32 - 1,
+                            base: base as u32,
+                            ins: code[pc - 1],
+                            returned: true,
+                        });
+                    }
+                    let d = done.dst;
+                    set!(d, v);
+                }
+                Instr::Halt {} => {
+                    self.steps = budget - fuel;
+                    if SLOW {
+                        if let Some(t) = pending.take() {
+                            self.trace_line(t);
+                        }
+                    }
+                    self.release_all();
+                    return Ok(Exit::Halted);
+                }
+                Instr::Print { args } => {
+                    line.clear();
+                    for (i, &r) in prog.reglist(args).iter().enumerate() {
+                        if i > 0 {
+                            line.push(' ');
+                        }
+                        let v = regs[r as usize];
+                        tri!(self.heap.format_value(v, &mut line));
+                    }
+                    line.push('\n');
+                    if let Err(e) = out.write_all(line.as_bytes()) {
+                        break 'run Fault::Msg(format!("cannot write to standard output: {e}"));
+                    }
+                }
+
+                Instr::New { d, n } => {
+                    let v = tri!(self.heap.new_record(n, site!()));
+                    set!(d, v)
+                }
+                Instr::List { d } => {
+                    let v = tri!(self.heap.new_list(site!()));
+                    set!(d, v)
+                }
+                Instr::Dict { d } => {
+                    let v = tri!(self.heap.new_dict(site!()));
+                    set!(d, v)
+                }
+                Instr::Str { d, s } => {
+                    let v = tri!(self.heap.new_str(&prog.strings[s as usize], site!()));
+                    set!(d, v)
+                }
+                Instr::LoadRR { d, o, k } => {
+                    let v = tri!(self.heap.load(regs[o as usize], regs[k as usize]));
+                    set!(d, v)
+                }
+                Instr::LoadRI { d, o, i } => {
+                    let v = tri!(self.heap.load(regs[o as usize], Value::Int(i as i64)));
+                    set!(d, v)
+                }
+                Instr::LoadRW { d, o, w } => {
+                    let v = tri!(self.heap.load(regs[o as usize], Value::Int(ints[w as usize])));
+                    set!(d, v)
+                }
+                Instr::StoreRR { o, k, s } => {
+                    tri!(self.heap.store(regs[o as usize], regs[k as usize], regs[s as usize], site!()))
+                }
+                Instr::StoreRI { o, i, s } => {
+                    tri!(self.heap.store(regs[o as usize], Value::Int(i as i64), regs[s as usize], site!()))
+                }
+                Instr::StoreRW { o, w, s } => {
+                    tri!(self.heap.store(regs[o as usize], Value::Int(ints[w as usize]), regs[s as usize], site!()))
+                }
+                Instr::Push { l, s } => tri!(self.heap.push(regs[l as usize], regs[s as usize])),
+                Instr::Pop { d, l } => {
+                    let v = tri!(self.heap.pop(regs[l as usize]));
+                    set!(d, v)
+                }
+                Instr::Len { d, o } => {
+                    let n = tri!(self.heap.len(regs[o as usize]));
+                    set!(d, Value::Int(n))
+                }
+                Instr::HasRR { d, o, k } => {
+                    let b = tri!(self.heap.has(regs[o as usize], regs[k as usize]));
+                    set!(d, Value::Int(b as i64))
+                }
+                Instr::HasRI { d, o, i } => {
+                    let b = tri!(self.heap.has(regs[o as usize], Value::Int(i as i64)));
+                    set!(d, Value::Int(b as i64))
+                }
+                Instr::HasRW { d, o, w } => {
+                    let b = tri!(self.heap.has(regs[o as usize], Value::Int(ints[w as usize])));
+                    set!(d, Value::Int(b as i64))
+                }
+                Instr::DelItemRR { o, k } => tri!(self.heap.delitem(regs[o as usize], regs[k as usize], site!())),
+                Instr::DelItemRI { o, i } => {
+                    tri!(self.heap.delitem(regs[o as usize], Value::Int(i as i64), site!()))
+                }
+                Instr::DelItemRW { o, w } => {
+                    tri!(self.heap.delitem(regs[o as usize], Value::Int(ints[w as usize]), site!()))
+                }
+                Instr::Incref { s } => tri!(self.heap.incref(regs[s as usize])),
+                Instr::Decref { s } => tri!(self.heap.decref(regs[s as usize], site!())),
+                Instr::Refcount { d, s } => {
+                    let n = tri!(self.heap.refcount(regs[s as usize]));
+                    set!(d, Value::Int(n))
+                }
+
+                Instr::Gc { d, g } => {
+                    let n = self.heap.collect(g as usize, site!());
+                    set!(d, Value::Int(n as i64))
+                }
+                Instr::GcEnable {} => self.heap.gc_set_enabled(true),
+                Instr::GcDisable {} => self.heap.gc_set_enabled(false),
+                Instr::GcThreshold { t0, t1, t2 } => self.heap.gc_set_thresholds([
+                    ints[t0 as usize] as u64,
+                    ints[t1 as usize] as u64,
+                    ints[t2 as usize] as u64,
+                ]),
+                Instr::GcCount { d, g } => {
+                    let n = self.heap.gc_count(g as usize);
+                    set!(d, Value::Int(n as i64))
+                }
+            }
+        };
+        // An error: remember where each frame stood.
+        self.steps = budget - fuel;
+        let top = self.frames.len() - 1;
+        self.frames[top].pc = (pc.max(1) - 1) as u32;
+        if SLOW {
+            pending = None;
+            let _ = pending;
+        }
+        Err(fault)
+    }
+
+    /// `halt` or the end of `main`: release every frame, innermost first.
+    fn release_all(&mut self) {
+        self.unwind();
+    }
+
+    #[cold]
+    fn type_error(&self, op: &str, a: Value, b: Value) -> Fault {
+        if let Value::Ref(h) = a {
+            if let Err(f) = self.heap.check(h) {
+                return f;
+            }
+        }
+        if let Value::Ref(h) = b {
+            if let Err(f) = self.heap.check(h) {
+                return f;
+            }
+        }
+        let what = if op == "add" { "ints or two strings" } else { "ints" };
+        Fault::Msg(format!("`{op}` needs {what}, not {} and {}", self.heap.type_name(a), self.heap.type_name(b)))
+    }
+}
+
+#[cold]
+fn overflow(op: &str, a: i64, b: i64) -> Fault {
+    Fault::Msg(format!("integer overflow in `{op}` ({a}, {b})"))
+}
+
+fn sub(a: i64, b: i64) -> Result<i64, String> {
+    a.checked_sub(b).ok_or_else(|| format!("integer overflow in `sub` ({a}, {b})"))
+}
+
+fn mul(a: i64, b: i64) -> Result<i64, String> {
+    a.checked_mul(b).ok_or_else(|| format!("integer overflow in `mul` ({a}, {b})"))
+}
+
+/// Python's `//`: the quotient rounded towards negative infinity.
+pub fn floor_div(a: i64, b: i64) -> Result<i64, String> {
+    if b == 0 {
+        return Err("division by zero".into());
+    }
+    let q = a.checked_div(b).ok_or_else(|| format!("integer overflow in `div` ({a}, {b})"))?;
+    Ok(if (a % b != 0) && ((a < 0) != (b < 0)) { q - 1 } else { q })
+}
+
+/// Python's `%`: the remainder takes the divisor's sign.
+pub fn floor_mod(a: i64, b: i64) -> Result<i64, String> {
+    if b == 0 {
+        return Err("modulo by zero".into());
+    }
+    if b == -1 {
+        return Ok(0);
+    }
+    let r = a % b;
+    Ok(if r != 0 && ((r < 0) != (b < 0)) { r + b } else { r })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floor_division_matches_python() {
+        for (a, b, q, r) in [
+            (7, 2, 3, 1),
+            (-7, 2, -4, 1),
+            (7, -2, -4, -1),
+            (-7, -2, 3, -1),
+            (6, 3, 2, 0),
+            (-6, 3, -2, 0),
+            (i64::MIN, -1, 0, 0),
+        ] {
+            if a == i64::MIN {
+                assert!(floor_div(a, b).is_err());
+            } else {
+                assert_eq!(floor_div(a, b), Ok(q), "{a} // {b}");
+            }
+            assert_eq!(floor_mod(a, b), Ok(r), "{a} % {b}");
+        }
+        assert_eq!(floor_mod(i64::MIN, 7), Ok(((i64::MIN as i128).rem_euclid(7)) as i64));
+        assert!(floor_div(1, 0).is_err() && floor_mod(1, 0).is_err());
+    }
+}
