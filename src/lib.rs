@@ -12,6 +12,8 @@
 pub mod asm;
 pub mod bytecode;
 pub mod diag;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod mem;
 pub mod stats;
 pub mod vm;

@@ -230,10 +230,13 @@ impl<A: Allocator> Heap<A> {
     /// Stops tracking a container that is being freed.
     pub(crate) fn gc_untrack(&mut self, slot: u32) {
         let h = self.objs.hdr(slot);
-        let l = if h.flag(F_UNREACH) { UNREACH } else { h.gen() as usize };
-        if l == UNTRACKED as usize {
+        let l = if h.flag(F_UNREACH) {
+            UNREACH
+        } else if h.gen() == UNTRACKED {
             return;
-        }
+        } else {
+            h.gen() as usize
+        };
         self.list_unlink(l, slot);
         let h = self.objs.hdr_mut(slot);
         h.set_gen(UNTRACKED);

@@ -1,0 +1,297 @@
+//! Generators and oracles shared by the property tests (`cargo test`, on
+//! stable) and the cargo-fuzz targets (`fuzz/`). Keeping them here, in
+//! ordinary code, keeps the fuzz logic exercised on every test run.
+//!
+//! [`gen_program`] turns arbitrary bytes into a *valid* assembly program
+//! over a handful of registers, using every instruction; the oracles check
+//! what must hold for any input.
+
+use crate::bytecode::disasm::disassemble;
+use crate::mem::alloc::Allocator;
+use crate::mem::Heap;
+use crate::vm::{Limits, Vm};
+use arbitrary::{Result, Unstructured};
+use std::fmt::Write;
+
+/// What a generated program may contain.
+#[derive(Clone, Copy, Debug)]
+pub struct GenOptions {
+    /// `incref` and `decref` (which may leave dangling references).
+    pub manual_counts: bool,
+    /// `gc`, `gcenable`, `gcdisable`, `gcthreshold`, `gccount`.
+    pub gc: bool,
+    /// Registers per function (at least 4).
+    pub regs: u8,
+}
+
+impl Default for GenOptions {
+    fn default() -> Self {
+        GenOptions { manual_counts: true, gc: true, regs: 6 }
+    }
+}
+
+const STRINGS: &[&str] = &["", "a", "k", "hello", "a\"b\n", "é✓"];
+
+fn reg(u: &mut Unstructured, o: &GenOptions) -> Result<String> {
+    Ok(format!("r{}", u.int_in_range(0..=o.regs - 1)?))
+}
+
+/// Registers by role, set up by each function's prologue: r0 list,
+/// r1 record, r2 dict, r3 int, r4 string, r5 and above scratch. Operations
+/// pick registers of the right role most of the time, so programs run long
+/// enough to build nested structures and cycles, and a random register now
+/// and then exercises the error paths.
+fn typed(u: &mut Unstructured, o: &GenOptions, roles: &[u8]) -> Result<String> {
+    if u.ratio(1, 12)? {
+        return reg(u, o);
+    }
+    let r = *u.choose(roles)?;
+    Ok(format!("r{}", r.min(o.regs - 1)))
+}
+
+fn ikey(u: &mut Unstructured, o: &GenOptions) -> Result<String> {
+    Ok(match u.int_in_range(0..=5)? {
+        0 => typed(u, o, &[3])?,
+        1 => imm(u)?,
+        _ => format!("{}", u.int_in_range(-2..=3)?),
+    })
+}
+
+fn imm(u: &mut Unstructured) -> Result<String> {
+    Ok(match u.int_in_range(0..=9)? {
+        0 => i64::MIN.to_string(),
+        1 => i64::MAX.to_string(),
+        2 => format!("0x{:x}", u.int_in_range(0..=0xffffu32)?),
+        3 => format!("{}", u.arbitrary::<i64>()?),
+        4 => "-1".into(),
+        _ => format!("{}", u.int_in_range(-3..=5)?),
+    })
+}
+
+/// Generates a valid program: `main` plus up to three functions, each of
+/// up to `max_len` instructions, with labels, calls (arity-correct),
+/// objects and, per `o`, manual counts and collector instructions.
+pub fn gen_program(u: &mut Unstructured, o: &GenOptions, max_len: usize) -> Result<String> {
+    let nfuncs = u.int_in_range(0..=3)?;
+    let arities: Vec<u8> = (0..nfuncs).map(|_| u.int_in_range(0..=3)).collect::<Result<_>>()?;
+    let mut out = String::new();
+    for f in 0..=nfuncs {
+        let (name, arity) = if f == 0 { ("main".to_string(), 0) } else { (format!("f{f}"), arities[f - 1]) };
+        let _ = writeln!(out, ".func {name} {arity}");
+        let prologue = ["list r0", "new r1, 3", "dict r2", "li r3, 1", "str r4, \"k\""];
+        for (i, line) in prologue.iter().enumerate() {
+            if i >= arity as usize && u.ratio(7, 8)? {
+                let _ = writeln!(out, "{line}");
+            }
+        }
+        let len = u.int_in_range(1..=max_len.max(1))?;
+        let nlabels = u.int_in_range(0..=3usize)?;
+        let mut at: Vec<usize> = (0..nlabels).map(|_| u.int_in_range(0..=len - 1)).collect::<Result<_>>()?;
+        at.sort_unstable();
+        at.dedup();
+        for i in 0..len {
+            if let Some(l) = at.iter().position(|&p| p == i) {
+                let _ = write!(out, "L{l}: ");
+            }
+            let label = |u: &mut Unstructured| -> Result<String> {
+                Ok(if at.is_empty() { String::new() } else { format!("L{}", u.int_in_range(0..=at.len() - 1)?) })
+            };
+            let line = loop {
+                let choice = u.int_in_range(0..=40)?;
+                let r = |u: &mut Unstructured| reg(u, o);
+                let s = match choice {
+                    0 => format!("li {}, {}", typed(u, o, &[3, 5])?, imm(u)?),
+                    1 => format!("mov {}, {}", typed(u, o, &[0, 1, 2, 4, 5])?, r(u)?),
+                    2 => format!("del {}", typed(u, o, &[5, 5, 0, 1, 2, 4])?),
+                    3..=7 => {
+                        let m = ["add", "sub", "mul", "div", "mod"][choice - 3];
+                        if m == "add" && u.ratio(1, 4)? {
+                            format!("add {}, {}, {}", typed(u, o, &[4, 5])?, typed(u, o, &[4])?, typed(u, o, &[4])?)
+                        } else {
+                            let kk = if u.ratio(1, 2)? { typed(u, o, &[3])? } else { imm(u)? };
+                            format!("{m} {}, {}, {kk}", typed(u, o, &[3, 5])?, typed(u, o, &[3])?)
+                        }
+                    }
+                    8 => {
+                        let m = *u.choose(&["eq", "ne", "lt", "le", "gt", "ge"])?;
+                        let roles: &[u8] = if m == "eq" || m == "ne" { &[0, 1, 2, 3, 4, 5] } else { &[3] };
+                        let kk = if u.ratio(1, 2)? { typed(u, o, roles)? } else { imm(u)? };
+                        format!("{m} {}, {}, {kk}", typed(u, o, &[3, 5])?, typed(u, o, roles)?)
+                    }
+                    9 => format!("not {}, {}", typed(u, o, &[3, 5])?, r(u)?),
+                    10 | 11 => {
+                        let l = label(u)?;
+                        if l.is_empty() {
+                            continue;
+                        }
+                        match u.int_in_range(0..=2)? {
+                            0 => format!("jmp {l}"),
+                            1 => format!("jz {}, {l}", r(u)?),
+                            _ => format!("jnz {}, {l}", r(u)?),
+                        }
+                    }
+                    12 => {
+                        if nfuncs == 0 {
+                            continue;
+                        }
+                        let callee = u.int_in_range(1..=nfuncs)?;
+                        let mut s = format!("call {}, f{callee}", typed(u, o, &[5])?);
+                        for _ in 0..arities[callee - 1] {
+                            s.push_str(&format!(", {}", r(u)?));
+                        }
+                        s
+                    }
+                    13 => {
+                        if !u.ratio(1, 3)? {
+                            continue;
+                        }
+                        if u.ratio(1, 2)? {
+                            format!("ret {}", r(u)?)
+                        } else {
+                            "ret".into()
+                        }
+                    }
+                    14 => {
+                        if u.ratio(1, 8)? {
+                            "halt".into()
+                        } else {
+                            continue;
+                        }
+                    }
+                    15 => {
+                        let n = u.int_in_range(1..=3)?;
+                        let regs: Vec<String> = (0..n).map(|_| r(u)).collect::<Result<_>>()?;
+                        format!("print {}", regs.join(", "))
+                    }
+                    16 | 17 => format!("new {}, {}", typed(u, o, &[1, 5])?, u.int_in_range(0..=4)?),
+                    18 => format!("list {}", typed(u, o, &[0, 5])?),
+                    19 => format!("dict {}", typed(u, o, &[2, 5])?),
+                    20 => {
+                        let mut q = String::new();
+                        crate::asm::lexer::quote(u.choose(STRINGS)?, &mut q);
+                        format!("str {}, {q}", typed(u, o, &[4, 5])?)
+                    }
+                    21 | 22 => {
+                        let (obj, key) = match u.int_in_range(0..=2)? {
+                            0 => (typed(u, o, &[0])?, ikey(u, o)?),
+                            1 => (typed(u, o, &[1])?, ikey(u, o)?),
+                            _ => (typed(u, o, &[2])?, if u.ratio(1, 2)? { typed(u, o, &[3, 4])? } else { ikey(u, o)? }),
+                        };
+                        format!("load {}, {obj}, {key}", typed(u, o, &[5, 5, 3])?)
+                    }
+                    23..=25 | 40 => {
+                        let (obj, key) = match u.int_in_range(0..=2)? {
+                            0 => (typed(u, o, &[0])?, ikey(u, o)?),
+                            1 => (typed(u, o, &[1])?, ikey(u, o)?),
+                            _ => (typed(u, o, &[2])?, if u.ratio(1, 2)? { typed(u, o, &[3, 4])? } else { ikey(u, o)? }),
+                        };
+                        format!("store {obj}, {key}, {}", r(u)?)
+                    }
+                    26 | 27 => format!("push {}, {}", typed(u, o, &[0])?, r(u)?),
+                    28 => format!("pop {}, {}", typed(u, o, &[5])?, typed(u, o, &[0])?),
+                    29 => format!("len {}, {}", typed(u, o, &[3, 5])?, typed(u, o, &[0, 1, 2, 4])?),
+                    30 => format!("has {}, {}, {}", typed(u, o, &[3, 5])?, typed(u, o, &[2])?, ikey(u, o)?),
+                    31 => {
+                        let obj = typed(u, o, &[0, 2])?;
+                        format!("delitem {obj}, {}", if u.ratio(1, 3)? { typed(u, o, &[4])? } else { ikey(u, o)? })
+                    }
+                    32 => format!("refcount {}, {}", typed(u, o, &[3, 5])?, typed(u, o, &[0, 1, 2, 4])?),
+                    33 if o.manual_counts => format!("incref {}", typed(u, o, &[0, 1, 2, 4])?),
+                    34 if o.manual_counts => format!("decref {}", typed(u, o, &[0, 1, 2, 4, 5])?),
+                    35 if o.gc => format!("gc {}, {}", typed(u, o, &[3, 5])?, u.int_in_range(0..=2)?),
+                    36 if o.gc => format!("gccount {}, {}", typed(u, o, &[3, 5])?, u.int_in_range(0..=2)?),
+                    37 if o.gc => {
+                        format!(
+                            "gcthreshold {}, {}, {}",
+                            u.int_in_range(0..=5)?,
+                            u.int_in_range(0..=3)?,
+                            u.int_in_range(0..=3)?
+                        )
+                    }
+                    38 if o.gc => (*u.choose(&["gcenable", "gcdisable"])?).into(),
+                    39 => format!("mov {}, {}", typed(u, o, &[0, 1, 2, 5])?, r(u)?),
+                    _ => continue,
+                };
+                break s;
+            };
+            let _ = writeln!(out, "{line}");
+        }
+        let _ = writeln!(out, ".end");
+    }
+    Ok(out)
+}
+
+/// Oracle for assembly: whatever the text, assembling never panics; an
+/// accepted program verified, and its disassembly reassembles to identical
+/// bytes, which decode back to the same module.
+pub fn check_assemble(text: &str) -> std::result::Result<(), String> {
+    let Ok(loaded) = crate::load("fuzz.asm", text.as_bytes()) else { return Ok(()) };
+    let bytes = loaded.program.to_bytes();
+    let listing = disassemble(&loaded.program);
+    let again = crate::load("listing.asm", listing.as_bytes())
+        .map_err(|e| format!("disassembly does not reassemble: {e:?}\n{listing}"))?;
+    if again.program.to_bytes() != bytes {
+        return Err(format!("disassembly reassembles to different bytes:\n{listing}"));
+    }
+    let decoded = crate::bytecode::Module::from_bytes(&bytes).map_err(|e| format!("own bytes do not decode: {e}"))?;
+    if &decoded != loaded.program.module() {
+        return Err("decoding the encoded module gives a different module".into());
+    }
+    Ok(())
+}
+
+/// Limits for running untrusted programs in tests and fuzzing.
+pub fn fuzz_limits() -> Limits {
+    Limits { max_steps: Some(20_000), max_depth: 200 }
+}
+
+/// Runs a loaded program under limits with `heap`; returns the VM's heap
+/// after the run (every frame released), or the heap verifier's complaint.
+/// With `verify_each_step`, the verifier runs after every instruction.
+pub fn run_checked<A: Allocator>(
+    prog: &crate::bytecode::Program,
+    heap: Heap<A>,
+    verify_each_step: bool,
+) -> std::result::Result<(Heap<A>, String), String> {
+    let mut vm = Vm::new(prog, heap, fuzz_limits());
+    vm.set_verify_each_step(verify_each_step);
+    let mut out = Vec::new();
+    let r = vm.run(&mut out);
+    if let Err(e) = &r {
+        if e.message.starts_with("heap verifier") {
+            return Err(e.message.clone());
+        }
+    }
+    vm.verify_heap().map_err(|e| format!("after the run: {e}"))?;
+    let mut heap = vm.into_heap();
+    heap.verify(std::iter::empty()).map_err(|e| format!("after the run: {e}"))?;
+    Ok((heap, String::from_utf8_lossy(&out).into_owned()))
+}
+
+/// Oracle for execution: the heap verifier holds after every instruction
+/// and after the run; for programs without manual counts, a final full
+/// collection leaves nothing alive.
+pub fn check_execute(text: &str, manual_counts: bool) -> std::result::Result<(), String> {
+    let loaded = crate::load("gen.asm", text.as_bytes()).map_err(|e| format!("generated program rejected: {e:?}"))?;
+    let heap = Heap::new(crate::mem::alloc::PoolAllocator::new(), 1 << 24);
+    let (mut heap, _) = run_checked(&loaded.program, heap, true)?;
+    heap.collect(2, 0);
+    heap.verify(std::iter::empty()).map_err(|e| format!("after the final collection: {e}"))?;
+    if !manual_counts && heap.object_stats().alive != 0 {
+        return Err(format!(
+            "{} objects alive after every frame was released and a full collection: {:?}",
+            heap.object_stats().alive,
+            heap.live_objects()
+        ));
+    }
+    Ok(())
+}
+
+/// Oracle for loading bytes as bytecode: never panics; an accepted file
+/// runs under step, depth and heap limits without panicking.
+pub fn check_load(bytes: &[u8]) {
+    if let Ok(l) = crate::load("fuzz.rcb", bytes) {
+        let heap = Heap::new(crate::mem::alloc::PoolAllocator::new(), 1 << 22);
+        let _ = run_checked(&l.program, heap, false);
+    }
+}

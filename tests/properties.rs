@@ -1,0 +1,82 @@
+//! Property tests over generated programs and damaged inputs, using the
+//! same generators and oracles as the cargo-fuzz targets.
+
+use arbitrary::Unstructured;
+use proptest::prelude::*;
+use rcvm::fuzzing::{check_assemble, check_execute, check_load, gen_program, GenOptions};
+
+fn program(bytes: &[u8], o: &GenOptions, max_len: usize) -> String {
+    gen_program(&mut Unstructured::new(bytes), o, max_len).unwrap_or_else(|_| "halt\n".into())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Random valid programs assemble, verify, disassemble and reassemble to
+    /// identical bytes; the bytes decode to the same module.
+    #[test]
+    fn generated_programs_round_trip(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {
+        let text = program(&bytes, &GenOptions::default(), 30);
+        prop_assert!(rcvm::load("gen.asm", text.as_bytes()).is_ok(), "generated program rejected:\n{}", text);
+        if let Err(e) = check_assemble(&text) {
+            prop_assert!(false, "{}\n--- program ---\n{}", e, text);
+        }
+    }
+
+    /// For programs without incref/decref, the heap verifier holds after
+    /// every instruction, and nothing is alive after the run and a full
+    /// collection.
+    #[test]
+    fn heap_verifier_holds_after_every_instruction(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {
+        let o = GenOptions { manual_counts: false, ..GenOptions::default() };
+        let text = program(&bytes, &o, 25);
+        if let Err(e) = check_execute(&text, false) {
+            prop_assert!(false, "{}\n--- program ---\n{}", e, text);
+        }
+    }
+
+    /// With incref/decref (dangling references, double frees), the heap
+    /// stays verifiable and the VM never panics.
+    #[test]
+    fn manual_counts_never_corrupt_the_heap(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {
+        let text = program(&bytes, &GenOptions::default(), 25);
+        if let Err(e) = check_execute(&text, true) {
+            prop_assert!(false, "{}\n--- program ---\n{}", e, text);
+        }
+    }
+
+    /// Damaged bytecode files are rejected or run under limits; never a
+    /// panic.
+    #[test]
+    fn damaged_bytecode_never_panics(
+        bytes in proptest::collection::vec(any::<u8>(), 0..2048),
+        flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..6),
+        cut in any::<usize>(),
+    ) {
+        let text = program(&bytes, &GenOptions::default(), 20);
+        let mut rcb = rcvm::load("gen.asm", text.as_bytes()).unwrap().program.to_bytes();
+        for (at, b) in flips {
+            let n = rcb.len();
+            rcb[at % n] ^= b | 1;
+        }
+        check_load(&rcb);
+        rcb.truncate(cut % (rcb.len() + 1));
+        check_load(&rcb);
+    }
+
+    /// Arbitrary text made of the language's own tokens never panics the
+    /// assembler, and whatever it accepts round-trips.
+    #[test]
+    fn token_soup_never_panics(words in proptest::collection::vec(
+        prop_oneof![
+            Just("add"), Just("r1"), Just("r300"), Just(","), Just(":"), Just("\n"), Just(".func"),
+            Just(".end"), Just("f"), Just("1"), Just("-9223372036854775809"), Just("\"s\\x"),
+            Just("call"), Just("L"), Just("jmp"), Just("ret"), Just("@"), Just(";"), Just("gc"),
+            Just("new"), Just("65536"), Just("0b2"), Just("\t"), Just("é"), Just("store"), Just("\"a\""),
+        ], 0..60)) {
+        let text = words.join(" ");
+        if let Err(e) = check_assemble(&text) {
+            prop_assert!(false, "{}\n--- input ---\n{}", e, text);
+        }
+    }
+}
