@@ -52,7 +52,7 @@ fn assembly_errors() {
             let file = rel(path);
             let run = rcvm(&["check", &file]);
             assert_eq!(run.code, 2, "{file} must be rejected with exit 2:\n{}", run.stderr);
-            assert!(run.stderr.contains(&format!("{file}")), "{file}: the diagnostic names the file");
+            assert!(run.stderr.contains(file.as_str()), "{file}: the diagnostic names the file");
             assert!(!run.stderr.contains("panicked"), "{file} panicked");
             insta::assert_snapshot!(run.stderr);
         });
