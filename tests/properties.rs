@@ -80,3 +80,16 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// After a full collection the survivors are exactly what a mark from
+    /// the roots reaches, and `gc` reports the unreachable containers.
+    #[test]
+    fn collector_frees_exactly_the_unreachable(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
+        if let Err(e) = rcvm::fuzzing::check_gc_oracle(&mut Unstructured::new(&bytes)) {
+            prop_assert!(false, "{}", e);
+        }
+    }
+}
