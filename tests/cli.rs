@@ -1,0 +1,190 @@
+//! The command line: exit codes, input forms, and every kind of rejected
+//! input getting a clear message with a location and no panic.
+
+mod common;
+use common::{rcvm, rcvm_stdin};
+
+fn tmp(name: &str, bytes: &[u8]) -> String {
+    let dir = std::env::temp_dir().join(format!("rcvm-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p.to_string_lossy().into_owned()
+}
+
+fn no_panic(r: &common::Run) {
+    assert!(!r.stderr.contains("panicked"), "panic: {}", r.stderr);
+}
+
+const FIB: &str = "    li r0, 20\n    call r1, fib, r0\n    print r1\n.func fib 1\n    lt r1, r0, 2\n    jz r1, rec\n    ret r0\nrec: sub r1, r0, 1\n    call r1, fib, r1\n    sub r2, r0, 2\n    call r2, fib, r2\n    add r1, r1, r2\n    ret r1\n.end\n";
+
+#[test]
+fn run_from_stdin() {
+    let r = rcvm_stdin(&["run", "-"], Some(FIB.as_bytes()));
+    assert_eq!((r.code, r.stdout.as_str()), (0, "6765\n"), "{}", r.stderr);
+}
+
+#[test]
+fn bytecode_file_runs_disassembles_and_checks() {
+    let src = tmp("fib.asm", FIB.as_bytes());
+    let out = format!("{src}.rcb");
+    let r = rcvm(&["asm", &src, "-o", &out]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let bytes = std::fs::read(&out).unwrap();
+    assert!(bytes.starts_with(b"\x89RCB\r\n\x1a\n"), "magic bytes");
+    assert_eq!(rcvm(&["run", &out]).stdout, "6765\n");
+    assert_eq!(rcvm(&["check", &out]).code, 0);
+    // The disassembly reassembles to the very same file.
+    let listing = rcvm(&["disasm", &out]);
+    assert_eq!(listing.code, 0);
+    let again = tmp("again.asm", listing.stdout.as_bytes());
+    let out2 = format!("{again}.rcb");
+    assert_eq!(rcvm(&["asm", &again, "-o", &out2]).code, 0);
+    assert_eq!(std::fs::read(&out2).unwrap(), bytes, "disasm | asm must give identical bytes");
+    // Bytecode on stdin too.
+    let r = rcvm_stdin(&["run", "-"], Some(&bytes));
+    assert_eq!(r.stdout, "6765\n");
+}
+
+#[test]
+fn runtime_error_in_bytecode_points_at_the_source() {
+    let src = tmp("div.asm", b"li r0, 1\nli r1, 0\ndiv r2, r0, r1\n");
+    let out = format!("{src}.rcb");
+    assert_eq!(rcvm(&["asm", &src, "-o", &out]).code, 0);
+    let r = rcvm(&["run", &out]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("division by zero"), "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("{src}:3:1")), "{}", r.stderr);
+    assert!(r.stderr.contains("div r2, r0, r1"), "the source line is shown: {}", r.stderr);
+}
+
+#[test]
+fn damaged_bytecode_is_rejected_with_exit_2() {
+    let src = tmp("ok.asm", FIB.as_bytes());
+    let out = format!("{src}.rcb");
+    assert_eq!(rcvm(&["asm", &src, "-o", &out]).code, 0);
+    let good = std::fs::read(&out).unwrap();
+    let mut cases: Vec<(&str, Vec<u8>)> = vec![
+        ("truncated", good[..good.len() / 2].to_vec()),
+        ("only magic", good[..8].to_vec()),
+        ("trailing", [good.clone(), vec![0]].concat()),
+    ];
+    let mut version = good.clone();
+    version[8] = 99;
+    cases.push(("version", version));
+    // Point a jump outside the function: find `jz r1, rec` (0x41 1 <u32>).
+    let mut jump = good.clone();
+    let at = jump.windows(2).position(|w| w == [0x41, 1]).expect("jz in the code");
+    jump[at + 2] = 200;
+    cases.push(("jump target", jump));
+    let mut op = good.clone();
+    op[at] = 0xee;
+    cases.push(("opcode", op));
+    for (what, bytes) in cases {
+        let f = tmp(&format!("bad-{}.rcb", what.replace(' ', "-")), &bytes);
+        let r = rcvm(&["run", &f]);
+        no_panic(&r);
+        assert_eq!(r.code, 2, "{what}: {}", r.stderr);
+        assert!(r.stderr.contains("not a valid rcvm bytecode file"), "{what}: {}", r.stderr);
+        assert!(r.stderr.contains(&f), "{what}: names the file: {}", r.stderr);
+    }
+}
+
+#[test]
+fn non_utf8_binary_and_empty_inputs() {
+    let junk = tmp("junk.asm", &[0x7f, b'E', b'L', b'F', 0, 0xff, 0xfe]);
+    let r = rcvm(&["run", &junk]);
+    no_panic(&r);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("neither UTF-8 assembly text nor rcvm bytecode"), "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("{junk}:1:")), "location: {}", r.stderr);
+
+    let nul = tmp("nul.asm", b"li r0, 1\n\0\0\0");
+    let r = rcvm(&["check", &nul]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains(&format!("{nul}:2:1")), "{}", r.stderr);
+
+    let empty = tmp("empty.asm", b"");
+    let r = rcvm(&["run", &empty]);
+    assert_eq!(r.code, 0, "an empty program does nothing: {}", r.stderr);
+    assert!(r.stderr.contains("contains no instructions"), "{}", r.stderr);
+    assert_eq!(r.stdout, "");
+
+    let r = rcvm(&["run", "/nonexistent/prog.asm"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("cannot read `/nonexistent/prog.asm`"), "{}", r.stderr);
+}
+
+#[test]
+fn bad_command_lines_exit_2() {
+    for args in [
+        &["run"][..],
+        &["frobnicate"],
+        &["run", "x.asm", "--alloc", "magic"],
+        &["run", "x.asm", "--gc-threshold", "1,2"],
+        &["run", "x.asm", "--gc-threshold", "1,-2,3"],
+        &["run", "x.asm", "--max-heap", "lots"],
+        &["run", "x.asm", "--max-depth", "0"],
+    ] {
+        let r = rcvm(args);
+        no_panic(&r);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+    }
+    assert_eq!(rcvm(&["--help"]).code, 0);
+}
+
+#[test]
+fn limits_end_the_run_with_a_runtime_error() {
+    let spin = tmp("spin.asm", b"top: jmp top\n");
+    let r = rcvm(&["run", "--max-steps", "1000", &spin]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("instruction budget exhausted"), "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("{spin}:1:6")), "{}", r.stderr);
+
+    let deep = tmp("deep.asm", b"call r0, f\n.func f\ncall r0, f\n.end\n");
+    let r = rcvm(&["run", &deep]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("call depth exceeds 10000"), "{}", r.stderr);
+    assert!(r.stderr.contains("frames omitted"), "a deep stack is elided: {}", r.stderr);
+    let r = rcvm(&["run", "--max-depth", "5", &deep]);
+    assert!(r.stderr.contains("call depth exceeds 5"), "{}", r.stderr);
+
+    let hog = tmp("hog.asm", b"list r0\ntop: new r1, 8\npush r0, r1\njmp top\n");
+    let r = rcvm(&["run", "--max-heap", "1M", &hog]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("out of memory"), "{}", r.stderr);
+}
+
+#[test]
+fn leaks_exit_3_and_name_the_allocation_site() {
+    let leak = tmp("leak.asm", b"new r0, 1\nincref r0\nlist r1\nstore r0, 0, r1\n");
+    let r = rcvm(&["run", "--check-leaks", &leak]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("#1 record allocated at {leak}:1:1")), "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("#2 list allocated at {leak}:3:1")), "{}", r.stderr);
+    // A cycle is garbage, not a leak.
+    let cyc = tmp("cyc.asm", b"list r0\npush r0, r0\n");
+    assert_eq!(rcvm(&["run", "--check-leaks", "--gc", "off", &cyc]).code, 0);
+}
+
+#[test]
+fn stats_json_has_the_spec_fields() {
+    let p = tmp("stats.asm", b"new r0, 2\nlist r1\npush r1, r0\nstr r2, \"abc\"\n");
+    let json = format!("{p}.json");
+    let r = rcvm(&["run", "--stats", "--stats-json", &json, &p]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("rcvm statistics"));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["instructions"], 5);
+    assert_eq!(v["allocator"]["kind"], "pool");
+    for k in ["bytes_in_use", "bytes_peak", "arenas_allocated", "arenas_freed", "large_allocs", "size_classes"] {
+        assert!(!v["allocator"][k].is_null(), "allocator.{k}");
+    }
+    assert_eq!(v["objects"]["allocated"], 3);
+    assert_eq!(v["objects"]["alive"], 0, "alive is counted after every frame is released");
+    assert_eq!(v["objects"]["freed_by_refcount"], 3);
+    assert_eq!(v["gc"]["enabled"], true);
+    assert_eq!(v["gc"]["thresholds"], serde_json::json!([700, 10, 10]));
+    assert_eq!(v["gc"]["collections"], serde_json::json!([0, 0, 0]));
+    assert_eq!(v["gc"]["collected"], serde_json::json!([0, 0, 0]));
+}
