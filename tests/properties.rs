@@ -93,3 +93,21 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    /// Each allocator against the model: aligned, disjoint, contents kept,
+    /// accounting right.
+    #[test]
+    fn allocators_behave_like_the_model(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {
+        use rcvm::mem::alloc::{BumpAllocator, PoolAllocator, SystemAllocator};
+        let check = |r: Result<(), String>, which: &str| r.map_err(|e| format!("{which}: {e}"));
+        let r = check(rcvm::fuzzing::check_alloc_ops(&mut PoolAllocator::new(), &mut Unstructured::new(&bytes), false), "pool")
+            .and_then(|_| check(rcvm::fuzzing::check_alloc_ops(&mut SystemAllocator::new(), &mut Unstructured::new(&bytes), false), "system"))
+            .and_then(|_| check(rcvm::fuzzing::check_alloc_ops(&mut BumpAllocator::new(), &mut Unstructured::new(&bytes), true), "bump"));
+        if let Err(e) = r {
+            prop_assert!(false, "{}", e);
+        }
+    }
+}
