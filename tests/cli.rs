@@ -138,7 +138,7 @@ fn limits_end_the_run_with_a_runtime_error() {
     let spin = tmp("spin.asm", b"top: jmp top\n");
     let r = rcvm(&["run", "--max-steps", "1000", &spin]);
     assert_eq!(r.code, 1);
-    assert!(r.stderr.contains("instruction budget exhausted"), "{}", r.stderr);
+    assert!(r.stderr.contains("instruction budget of 1000 exhausted"), "{}", r.stderr);
     assert!(r.stderr.contains(&format!("{spin}:1:6")), "{}", r.stderr);
 
     let deep = tmp("deep.asm", b"call r0, f\n.func f\ncall r0, f\n.end\n");
