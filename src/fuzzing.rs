@@ -430,7 +430,7 @@ pub fn check_alloc_ops<A: Allocator>(
         if op < 5 || live.is_empty() {
             let n = size(u).map_err(|e| e.to_string())?;
             let Some(ptr) = a.alloc(n) else { return Err(format!("alloc({n}) failed")) };
-            if ptr.as_ptr() as usize % ALIGN != 0 {
+            if !(ptr.as_ptr() as usize).is_multiple_of(ALIGN) {
                 return Err(format!("alloc({n}) returned a misaligned block"));
             }
             tag = tag.wrapping_add(1);
@@ -461,7 +461,7 @@ pub fn check_alloc_ops<A: Allocator>(
             if !intact(&nb, keep) {
                 return Err(format!("realloc {} -> {n} lost contents", old.size));
             }
-            if ptr.as_ptr() as usize % ALIGN != 0 {
+            if !(ptr.as_ptr() as usize).is_multiple_of(ALIGN) {
                 return Err("realloc returned a misaligned block".into());
             }
             fill(&nb);
