@@ -41,7 +41,7 @@ impl Diagnostic {
         self
     }
     pub fn with_note(mut self, note: impl Into<String>) -> Self {
-        self.notes.push(note.into());
+        self.notes.push(format!("note: {}", note.into()));
         self
     }
     pub fn with_help(mut self, help: impl Into<String>) -> Self {

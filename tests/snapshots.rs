@@ -28,19 +28,23 @@ fn programs() {
         insta::glob!("../asm", "*.asm", |path| {
             let src = std::fs::read_to_string(path).unwrap();
             let file = rel(path);
-            let mut args: Vec<String> = vec!["run".into()];
-            args.extend(header_args(&src));
-            args.push(file.clone());
-            let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-            let run = rcvm(&argv);
-            assert!(
-                run.code == 0 || run.code == 1 || run.code == 3,
-                "{file}: unexpected exit {}:\n{}",
-                run.code,
-                run.stderr
-            );
-            assert!(!run.stderr.contains("panicked"), "{file} panicked");
-            insta::assert_snapshot!(format!("args: {}\n{}", args.join(" "), run.snapshot()));
+            let mut snap = String::new();
+            for extra in header_args(&src) {
+                let mut args: Vec<String> = vec!["run".into()];
+                args.extend(extra);
+                args.push(file.clone());
+                let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+                let run = rcvm(&argv);
+                assert!(
+                    run.code == 0 || run.code == 1 || run.code == 3,
+                    "{file}: unexpected exit {}:\n{}",
+                    run.code,
+                    run.stderr
+                );
+                assert!(!run.stderr.contains("panicked"), "{file} panicked");
+                snap.push_str(&format!("$ rcvm {}\n{}\n", args.join(" "), run.snapshot()));
+            }
+            insta::assert_snapshot!(snap);
         });
     });
 }

@@ -150,6 +150,8 @@ pub fn assemble(name: &str, src: &str) -> Result<Assembled, Vec<Diagnostic>> {
         out.push(ctx.function(b, &mut errs));
     }
     if !errs.list.is_empty() {
+        // Report in source order (passes find errors in different orders).
+        errs.list.sort_by_key(|d| d.span.as_ref().map(|s| s.start).unwrap_or(0));
         return Err(errs.list);
     }
     let main = index.get("main").copied().unwrap_or(0) as u16;
@@ -212,7 +214,15 @@ fn parse(src: &str, errs: &mut Errors, source_name: &mut String) -> (Vec<FuncBlo
                     }
                     match parse_func_header(&toks[1..], first.span.clone()) {
                         Ok((name, arity, span)) => cur = Some(FuncBlock { name, span, arity, items: Vec::new() }),
-                        Err(d) => {
+                        Err((d, Some(name))) => {
+                            // A bad argument count: keep the function (with
+                            // the most arguments allowed) so that calls to
+                            // it do not also fail as undefined.
+                            errs.push(d);
+                            let span = first.span.clone();
+                            cur = Some(FuncBlock { name, span, arity: MAX_ARGS as u8, items: Vec::new() });
+                        }
+                        Err((d, None)) => {
                             errs.push(d);
                             // Keep going inside an unnamed block so its
                             // lines are still checked but not run.
@@ -368,22 +378,35 @@ fn parse(src: &str, errs: &mut Errors, source_name: &mut String) -> (Vec<FuncBlo
     (funcs, top)
 }
 
-fn parse_func_header(toks: &[Token], dir_span: Range<usize>) -> Result<(String, u8, Range<usize>), Diagnostic> {
+/// Parses `.func NAME [NARGS]`. On error, also returns the name when it
+/// was readable.
+fn parse_func_header(
+    toks: &[Token],
+    dir_span: Range<usize>,
+) -> Result<(String, u8, Range<usize>), (Diagnostic, Option<String>)> {
     let span = |t: &[Token]| dir_span.start..t.last().map(|x| x.span.end).unwrap_or(dir_span.end);
     let (name, arity_tok) = match toks {
         [Token { tok: Tok::Ident(n), .. }] => (n.clone(), None),
         [Token { tok: Tok::Ident(n), .. }, a] => (n.clone(), Some(a)),
         [Token { tok: Tok::Ident(n), .. }, Token { tok: Tok::Comma, .. }, a] => (n.clone(), Some(a)),
-        [] => return Err(Diagnostic::error("`.func` needs a name", dir_span).with_help("write `.func NAME [NARGS]`")),
+        [] => {
+            return Err((
+                Diagnostic::error("`.func` needs a name", dir_span).with_help("write `.func NAME [NARGS]`"),
+                None,
+            ))
+        }
         [t, ..] if !matches!(t.tok, Tok::Ident(_)) => {
-            return Err(Diagnostic::error(
-                format!("expected a function name, found {}", t.tok.describe()),
-                t.span.clone(),
-            )
-            .with_help("names match [A-Za-z_][A-Za-z0-9_.]*, and must not look like a register"))
+            return Err((
+                Diagnostic::error(format!("expected a function name, found {}", t.tok.describe()), t.span.clone())
+                    .with_help("names match [A-Za-z_][A-Za-z0-9_.]*, and must not look like a register"),
+                None,
+            ))
         }
         _ => {
-            return Err(Diagnostic::error("malformed `.func` line", span(toks)).with_help("write `.func NAME [NARGS]`"))
+            return Err((
+                Diagnostic::error("malformed `.func` line", span(toks)).with_help("write `.func NAME [NARGS]`"),
+                None,
+            ))
         }
     };
     let arity = match arity_tok {
@@ -392,17 +415,17 @@ fn parse_func_header(toks: &[Token], dir_span: Range<usize>) -> Result<(String, 
             if (0..=MAX_ARGS as i64).contains(n) {
                 *n as u8
             } else {
-                return Err(Diagnostic::error(
-                    format!("a function takes 0 to {MAX_ARGS} arguments, not {n}"),
-                    s.clone(),
-                )
-                .with_label("argument count out of range"));
+                return Err((
+                    Diagnostic::error(format!("a function takes 0 to {MAX_ARGS} arguments, not {n}"), s.clone())
+                        .with_label("argument count out of range"),
+                    Some(name),
+                ));
             }
         }
         Some(t) => {
-            return Err(Diagnostic::error(
-                format!("expected the argument count, found {}", t.tok.describe()),
-                t.span.clone(),
+            return Err((
+                Diagnostic::error(format!("expected the argument count, found {}", t.tok.describe()), t.span.clone()),
+                Some(name),
             ))
         }
     };

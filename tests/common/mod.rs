@@ -51,13 +51,18 @@ pub fn rel(p: &Path) -> String {
     p.strip_prefix(root).unwrap_or(p).to_string_lossy().replace('\\', "/")
 }
 
-/// Extra `rcvm run` arguments from a `; args: ...` line among the first
-/// comment lines of a program.
-pub fn header_args(src: &str) -> Vec<String> {
+/// Extra `rcvm run` arguments: one list per `; args: ...` line among the
+/// first comment lines of a program (each line is one run), or a single
+/// empty list when there is none.
+pub fn header_args(src: &str) -> Vec<Vec<String>> {
+    let mut runs = Vec::new();
     for line in src.lines().take_while(|l| l.trim_start().starts_with(';') || l.trim().is_empty()) {
         if let Some(rest) = line.trim_start().trim_start_matches(';').trim_start().strip_prefix("args:") {
-            return rest.split_whitespace().map(str::to_string).collect();
+            runs.push(rest.split_whitespace().map(str::to_string).collect());
         }
     }
-    Vec::new()
+    if runs.is_empty() {
+        runs.push(Vec::new());
+    }
+    runs
 }

@@ -1,0 +1,3 @@
+; an .end without .func
+    halt
+.end

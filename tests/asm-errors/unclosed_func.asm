@@ -1,0 +1,4 @@
+; a .func without .end
+    halt
+.func f
+    ret
