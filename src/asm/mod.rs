@@ -214,7 +214,9 @@ fn parse(src: &str, errs: &mut Errors, source_name: &mut String) -> (Vec<FuncBlo
                     }
                     match parse_func_header(&toks[1..], first.span.clone()) {
                         Ok((name, arity, span)) => cur = Some(FuncBlock { name, span, arity, items: Vec::new() }),
-                        Err((d, Some(name))) => {
+                        Err(e) if e.1.is_some() => {
+                            let (d, name) = *e;
+                            let name = name.unwrap_or_default();
                             // A bad argument count: keep the function (with
                             // the most arguments allowed) so that calls to
                             // it do not also fail as undefined.
@@ -222,8 +224,8 @@ fn parse(src: &str, errs: &mut Errors, source_name: &mut String) -> (Vec<FuncBlo
                             let span = first.span.clone();
                             cur = Some(FuncBlock { name, span, arity: MAX_ARGS as u8, items: Vec::new() });
                         }
-                        Err((d, None)) => {
-                            errs.push(d);
+                        Err(e) => {
+                            errs.push(e.0);
                             // Keep going inside an unnamed block so its
                             // lines are still checked but not run.
                             cur = Some(FuncBlock {
@@ -378,35 +380,35 @@ fn parse(src: &str, errs: &mut Errors, source_name: &mut String) -> (Vec<FuncBlo
     (funcs, top)
 }
 
+/// A malformed `.func` line, and the function's name if it was readable.
+type HeaderError = Box<(Diagnostic, Option<String>)>;
+
 /// Parses `.func NAME [NARGS]`. On error, also returns the name when it
 /// was readable.
-fn parse_func_header(
-    toks: &[Token],
-    dir_span: Range<usize>,
-) -> Result<(String, u8, Range<usize>), (Diagnostic, Option<String>)> {
+fn parse_func_header(toks: &[Token], dir_span: Range<usize>) -> Result<(String, u8, Range<usize>), HeaderError> {
     let span = |t: &[Token]| dir_span.start..t.last().map(|x| x.span.end).unwrap_or(dir_span.end);
     let (name, arity_tok) = match toks {
         [Token { tok: Tok::Ident(n), .. }] => (n.clone(), None),
         [Token { tok: Tok::Ident(n), .. }, a] => (n.clone(), Some(a)),
         [Token { tok: Tok::Ident(n), .. }, Token { tok: Tok::Comma, .. }, a] => (n.clone(), Some(a)),
         [] => {
-            return Err((
+            return Err(Box::new((
                 Diagnostic::error("`.func` needs a name", dir_span).with_help("write `.func NAME [NARGS]`"),
                 None,
-            ))
+            )))
         }
         [t, ..] if !matches!(t.tok, Tok::Ident(_)) => {
-            return Err((
+            return Err(Box::new((
                 Diagnostic::error(format!("expected a function name, found {}", t.tok.describe()), t.span.clone())
                     .with_help("names match [A-Za-z_][A-Za-z0-9_.]*, and must not look like a register"),
                 None,
-            ))
+            )))
         }
         _ => {
-            return Err((
+            return Err(Box::new((
                 Diagnostic::error("malformed `.func` line", span(toks)).with_help("write `.func NAME [NARGS]`"),
                 None,
-            ))
+            )))
         }
     };
     let arity = match arity_tok {
@@ -415,18 +417,18 @@ fn parse_func_header(
             if (0..=MAX_ARGS as i64).contains(n) {
                 *n as u8
             } else {
-                return Err((
+                return Err(Box::new((
                     Diagnostic::error(format!("a function takes 0 to {MAX_ARGS} arguments, not {n}"), s.clone())
                         .with_label("argument count out of range"),
                     Some(name),
-                ));
+                )));
             }
         }
         Some(t) => {
-            return Err((
+            return Err(Box::new((
                 Diagnostic::error(format!("expected the argument count, found {}", t.tok.describe()), t.span.clone()),
                 Some(name),
-            ))
+            )))
         }
     };
     Ok((name, arity, span(toks)))
