@@ -543,3 +543,119 @@ impl<A: Allocator> Heap<A> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mem::alloc::PoolAllocator;
+
+    fn heap() -> Heap<PoolAllocator> {
+        let mut h = Heap::new(PoolAllocator::new(), usize::MAX);
+        h.gc_set_enabled(false);
+        h
+    }
+
+    #[test]
+    fn a_dropped_cycle_is_collected_and_survivors_move_up() {
+        let mut h = heap();
+        let a = h.new_record(1, 0).unwrap();
+        let b = h.new_record(1, 0).unwrap();
+        let keep = h.new_list(0).unwrap();
+        h.store(a, Value::Int(0), b, 0).unwrap();
+        h.store(b, Value::Int(0), a, 0).unwrap();
+        h.release(a, 0).unwrap();
+        h.release(b, 0).unwrap();
+        assert_eq!(h.gc_count(0), 3);
+        assert_eq!(h.collect(0, 0), 2);
+        assert_eq!(h.object_stats().freed_by_gc, 2);
+        assert_eq!(h.gc_stats().tracked, [0, 1, 0], "the survivor moved to generation 1");
+        assert_eq!((h.gc_count(0), h.gc_count(1)), (0, 1));
+        assert_eq!(h.collect(2, 0), 0);
+        assert_eq!(h.gc_stats().tracked, [0, 0, 1]);
+        h.verify([keep]).unwrap();
+        h.release(keep, 0).unwrap();
+        h.verify([]).unwrap();
+    }
+
+    #[test]
+    fn external_references_keep_a_cycle_alive() {
+        let mut h = heap();
+        let a = h.new_list(0).unwrap();
+        h.push(a, a).unwrap();
+        let b = h.new_list(0).unwrap();
+        h.push(b, a).unwrap();
+        h.release(a, 0).unwrap(); // a is held by itself and by b
+        assert_eq!(h.collect(2, 0), 0);
+        h.incref(b).unwrap(); // an unowned count is external too
+        h.release(b, 0).unwrap();
+        assert_eq!(h.collect(2, 0), 0, "the manual count keeps b, and b keeps a");
+        assert_eq!(h.leak_roots(), vec![2]);
+        h.verify([]).unwrap();
+    }
+
+    #[test]
+    fn a_long_ring_is_collected_without_recursion() {
+        let n = if cfg!(miri) { 200 } else { 100_000 };
+        let mut h = heap();
+        let first = h.new_record(1, 0).unwrap();
+        let mut prev = first;
+        h.retain(prev).unwrap();
+        for _ in 1..n {
+            let node = h.new_record(1, 0).unwrap();
+            h.store(prev, Value::Int(0), node, 0).unwrap();
+            h.release(prev, 0).unwrap();
+            prev = node;
+        }
+        h.store(prev, Value::Int(0), first, 0).unwrap();
+        h.release(prev, 0).unwrap();
+        h.release(first, 0).unwrap();
+        assert_eq!(h.object_stats().alive, n as u64);
+        assert_eq!(h.collect(2, 0), n as u64);
+        assert_eq!(h.object_stats().alive, 0);
+        h.verify([]).unwrap();
+    }
+
+    #[test]
+    fn the_cpython_policy_triggers_at_threshold_zero() {
+        let mut h = heap();
+        h.gc_set_enabled(true);
+        h.gc_set_thresholds([10, 10, 10]);
+        let mut keep = Vec::new();
+        for _ in 0..10 {
+            keep.push(h.new_list(0).unwrap());
+        }
+        assert_eq!(h.gc_stats().collections, [0, 0, 0], "count 0 must pass the threshold, not reach it");
+        keep.push(h.new_list(0).unwrap());
+        assert_eq!(h.gc_stats().collections, [1, 0, 0]);
+        assert_eq!(
+            h.gc_count(0),
+            0,
+            "as in CPython, the allocation that triggered the collection was counted before it"
+        );
+        for v in keep {
+            h.release(v, 0).unwrap();
+        }
+        h.verify([]).unwrap();
+    }
+
+    struct Never;
+    impl GcPolicy for Never {
+        fn on_alloc(&mut self, _: &GcCounters) -> Option<usize> {
+            None
+        }
+    }
+
+    #[test]
+    fn a_custom_policy_replaces_the_trigger() {
+        let mut h = heap();
+        h.gc_set_enabled(true);
+        h.gc_set_thresholds([1, 1, 1]);
+        h.set_gc_policy(Box::new(Never));
+        for _ in 0..50 {
+            let l = h.new_list(0).unwrap();
+            h.release(l, 0).unwrap();
+        }
+        assert_eq!(h.gc_stats().collections, [0, 0, 0]);
+        assert_eq!(h.gc_stats().policy, "custom");
+    }
+}

@@ -705,3 +705,128 @@ impl<A: Allocator> Heap<A> {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mem::alloc::PoolAllocator;
+
+    /// Small under Miri, large enough elsewhere to overflow a recursive
+    /// implementation.
+    const DEEP: usize = if cfg!(miri) { 300 } else { 200_000 };
+
+    fn heap() -> Heap<PoolAllocator> {
+        Heap::new(PoolAllocator::new(), usize::MAX)
+    }
+
+    #[test]
+    fn freeing_a_long_chain_does_not_recurse() {
+        let mut h = heap();
+        let mut head = Value::Nil;
+        for i in 0..DEEP {
+            let node = h.new_record(2, 0).unwrap();
+            h.store(node, Value::Int(0), Value::Int(i as i64), 0).unwrap();
+            h.store(node, Value::Int(1), head, 0).unwrap();
+            h.release(head, 0).unwrap();
+            head = node;
+        }
+        assert_eq!(h.object_stats().alive, DEEP as u64);
+        h.verify([head]).unwrap();
+        h.release(head, 0).unwrap();
+        assert_eq!(h.object_stats().alive, 0);
+        assert_eq!(h.object_stats().freed_by_refcount, DEEP as u64);
+        assert_eq!(h.allocator().bytes_in_use(), 0);
+        h.verify([]).unwrap();
+    }
+
+    #[test]
+    fn printing_deep_nesting_does_not_recurse() {
+        let mut h = heap();
+        let outer = h.new_list(0).unwrap();
+        let mut cur = outer;
+        h.retain(cur).unwrap();
+        for _ in 0..DEEP {
+            let l = h.new_list(0).unwrap();
+            h.push(cur, l).unwrap();
+            h.release(cur, 0).unwrap();
+            cur = l;
+        }
+        let mut s = String::new();
+        h.format_value(outer, &mut s).unwrap();
+        assert_eq!(s.len(), 2 * (DEEP + 1));
+        assert!(s.starts_with("[[[") && s.ends_with("]]]"));
+        h.release(cur, 0).unwrap();
+        h.release(outer, 0).unwrap();
+        assert_eq!(h.object_stats().alive, 0);
+    }
+
+    #[test]
+    fn decref_leaves_detectable_dangling_references() {
+        let mut h = heap();
+        let r = h.new_record(1, 0).unwrap();
+        h.retain(r).unwrap(); // a second owner
+        h.decref(r, 7).unwrap();
+        h.decref(r, 9).unwrap(); // count 0: freed
+        let Value::Ref(handle) = r else { panic!() };
+        assert_eq!(h.check(handle), Err(Fault::Freed { id: 1, site: Some(9) }));
+        assert_eq!(h.release(r, 0), Err(Fault::Freed { id: 1, site: Some(9) }));
+        let mut s = String::new();
+        assert!(h.format_value(r, &mut s).is_err());
+        // The freed slot is reused, and the stale handle stays dead.
+        let again = h.new_record(0, 0).unwrap();
+        assert!(h.check(handle).is_err());
+        h.verify([again]).unwrap();
+        h.release(again, 0).unwrap();
+    }
+
+    #[test]
+    fn errors_leave_the_heap_consistent() {
+        let mut h = heap();
+        let l = h.new_list(0).unwrap();
+        let d = h.new_dict(0).unwrap();
+        let r = h.new_record(2, 0).unwrap();
+        assert!(h.pop(l).is_err());
+        assert!(h.load(r, Value::Int(2)).is_err());
+        assert!(h.load(d, Value::Int(1)).is_err());
+        assert!(h.store(d, Value::Nil, r, 0).is_err());
+        assert!(h.store(r, Value::Int(-3), r, 0).is_err());
+        assert!(h.push(r, l).is_err());
+        assert!(h.delitem(r, Value::Int(0), 0).is_err());
+        assert!(h.len(Value::Int(3)).is_err());
+        h.verify([l, d, r]).unwrap();
+        for v in [l, d, r] {
+            h.release(v, 0).unwrap();
+        }
+        assert_eq!(h.object_stats().alive, 0);
+        h.verify([]).unwrap();
+    }
+
+    #[test]
+    fn out_of_memory_leaves_the_heap_consistent() {
+        let mut h = Heap::new(PoolAllocator::new(), 4096);
+        let l = h.new_list(0).unwrap();
+        let mut kept = 0;
+        loop {
+            match h.new_record(4, 0) {
+                Ok(r) => match h.push(l, r) {
+                    Ok(()) => {
+                        h.release(r, 0).unwrap();
+                        kept += 1;
+                    }
+                    Err(Fault::OutOfMemory) => {
+                        h.release(r, 0).unwrap();
+                        break;
+                    }
+                    Err(e) => panic!("{e:?}"),
+                },
+                Err(Fault::OutOfMemory) => break,
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+        assert!(kept > 10);
+        assert!(h.bytes_in_use() <= 4096);
+        h.verify([l]).unwrap();
+        h.release(l, 0).unwrap();
+        assert_eq!(h.object_stats().alive, 0);
+    }
+}
