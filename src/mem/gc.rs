@@ -59,10 +59,13 @@ pub struct GcCounters {
 
 /// Decides when an automatic collection runs, and of which generation.
 ///
-/// The heap calls [`GcPolicy::on_alloc`] after counting each new tracked
-/// object (when automatic collection is enabled); returning `Some(g)` runs a
-/// collection of generations `0..=g` there and then. Collections therefore
-/// happen at the same instruction on every run of the same program.
+/// The heap consults [`GcPolicy::on_alloc`] when a new tracked object makes
+/// count 0 pass threshold 0 (and threshold 0 is not 0), with automatic
+/// collection enabled; returning `Some(g)` runs a collection of generations
+/// `0..=g` there and then. The allocation fast path stays a single compare,
+/// and a policy that wants to be asked more often sets a lower threshold 0.
+/// Collections therefore happen at the same instruction on every run of the
+/// same program.
 pub trait GcPolicy {
     fn on_alloc(&mut self, c: &GcCounters) -> Option<usize>;
     /// Name shown in statistics.
@@ -217,8 +220,9 @@ impl<A: Allocator> Heap<A> {
     /// generation 0 (the order of CPython's `gc_alloc`, which links the
     /// count before the object is tracked).
     pub(crate) fn gc_track_new(&mut self, slot: u32) {
-        self.gc.counters.counts[0] += 1;
-        if self.gc.enabled && !self.gc.collecting {
+        let c = &mut self.gc.counters;
+        c.counts[0] += 1;
+        if c.counts[0] > c.thresholds[0] && c.thresholds[0] != 0 && self.gc.enabled && !self.gc.collecting {
             if let Some(g) = self.gc.policy.on_alloc(&self.gc.counters) {
                 self.collect(g.min(2), self.site);
             }

@@ -349,7 +349,29 @@ impl<A: Allocator> Heap<A> {
     }
 
     /// `load`: `o[k]`, retained for its new owner.
+    #[inline]
     pub fn load(&mut self, o: Value, k: Value) -> Result<Value, Fault> {
+        // Fast path: a live record or list and an index in range.
+        if let (Value::Ref(h), Value::Int(i)) = (o, k) {
+            if self.objs.is_live(h) {
+                if let Some(items) = self.objs.seq_items(h.slot) {
+                    let n = items.len() as i64;
+                    let j = if i < 0 { i + n } else { i };
+                    if (0..n).contains(&j) {
+                        let v = items[j as usize];
+                        if let Value::Ref(_) = v {
+                            self.retain(v)?;
+                        }
+                        return Ok(v);
+                    }
+                }
+            }
+        }
+        self.load_slow(o, k)
+    }
+
+    #[inline(never)]
+    fn load_slow(&mut self, o: Value, k: Value) -> Result<Value, Fault> {
         let (h, kind) = self.container(o, "index")?;
         let v = match kind {
             ObjKind::Record | ObjKind::List => {
@@ -374,7 +396,27 @@ impl<A: Allocator> Heap<A> {
     }
 
     /// `store`: `o[k] = v`, retaining `v` and releasing what was there.
+    #[inline]
     pub fn store(&mut self, o: Value, k: Value, v: Value, site: Site) -> Result<(), Fault> {
+        // Fast path: a live record or list, an index in range, and a value
+        // and old value that are not references.
+        if let (Value::Ref(h), Value::Int(i), false) = (o, k, matches!(v, Value::Ref(_))) {
+            if self.objs.is_live(h) {
+                if let Some(items) = self.objs.seq_items(h.slot) {
+                    let n = items.len() as i64;
+                    let j = if i < 0 { i + n } else { i };
+                    if (0..n).contains(&j) && !matches!(items[j as usize], Value::Ref(_)) {
+                        items[j as usize] = v;
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        self.store_slow(o, k, v, site)
+    }
+
+    #[inline(never)]
+    fn store_slow(&mut self, o: Value, k: Value, v: Value, site: Site) -> Result<(), Fault> {
         let (h, kind) = self.container(o, "store into")?;
         let old = match kind {
             ObjKind::Record | ObjKind::List => {

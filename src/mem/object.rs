@@ -452,6 +452,30 @@ impl<A: Allocator> Objects<A> {
         }
     }
 
+    /// The values of the record or list in `slot`; `None` for dicts and
+    /// strings. The fast path of `load` and `store`.
+    #[inline(always)]
+    pub fn seq_items(&mut self, slot: u32) -> Option<&mut [Value]> {
+        let hdr = self.hdr(slot);
+        let (kind, n) = (hdr.kind, hdr.len16 as usize);
+        let body = self.body(slot);
+        match kind {
+            // SAFETY: a record block holds `len16` initialised values after
+            // the header; `&mut self` makes the borrow exclusive.
+            ObjKind::Record => Some(unsafe { std::slice::from_raw_parts_mut(body.cast::<Value>(), n) }),
+            // SAFETY: a list body's `buf` holds `len` initialised values.
+            ObjKind::List => Some(unsafe {
+                let lb = &*body.cast::<ListBody>();
+                if lb.len == 0 {
+                    &mut [][..]
+                } else {
+                    std::slice::from_raw_parts_mut(lb.buf, lb.len as usize)
+                }
+            }),
+            _ => None,
+        }
+    }
+
     /// The values of the record or list in `slot` (empty for others).
     pub fn items(&mut self, slot: u32) -> &mut [Value] {
         match self.view(slot) {
