@@ -60,6 +60,7 @@ impl Stats {
         let _ = writeln!(s, "allocator         {}", a.kind);
         let _ = writeln!(s, "  bytes in use    {}", a.bytes_in_use);
         let _ = writeln!(s, "  bytes peak      {}", a.bytes_peak);
+        let _ = writeln!(s, "  bytes reserved  {} (from the system)", a.bytes_reserved);
         let _ = writeln!(s, "  arenas          {} allocated, {} freed", a.arenas_allocated, a.arenas_freed);
         let _ = writeln!(s, "  large allocs    {}", a.large_allocs);
         let used: Vec<_> = a.size_classes.iter().filter(|c| c.allocs > 0).collect();

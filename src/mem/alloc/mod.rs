@@ -51,6 +51,12 @@ pub struct AllocStats {
     pub bytes_in_use: u64,
     /// Highest value `bytes_in_use` has had.
     pub bytes_peak: u64,
+    /// Bytes currently obtained from the system: live arenas plus large
+    /// blocks for `pool`, the chunks bumpalo holds for `bump`, the live
+    /// blocks for `system`. `bytes_reserved - bytes_in_use` is the memory
+    /// the allocator holds but no object uses (fragmentation, spare
+    /// arenas, uncarved pools, bump garbage).
+    pub bytes_reserved: u64,
     /// Arenas obtained from the system (pool allocator; 0 for others).
     pub arenas_allocated: u64,
     /// Arenas given back to the system.
