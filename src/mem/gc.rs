@@ -267,7 +267,7 @@ impl<A: Allocator> Heap<A> {
         }
         let examined = self.gc.lists[gen].len;
 
-        // 1. gc_refs := refcount, and mark as collecting.
+        // 1. update_refs: gc_refs := refcount, and mark as collecting.
         let mut s = self.gc.lists[gen].head;
         while s != NO_SLOT {
             let h = self.objs.hdr_mut(s);
@@ -275,34 +275,53 @@ impl<A: Allocator> Heap<A> {
             h.set_flag(F_MARK, true);
             s = h.gc_next;
         }
-        // 2. Subtract references internal to the young set.
+        // 2. subtract_refs: remove references internal to the young set.
         let mut s = self.gc.lists[gen].head;
         let mut kids = std::mem::take(&mut self.gc_kids);
         while s != NO_SLOT {
-            self.live_children(s, &mut kids);
-            for &c in &kids {
-                let h = self.objs.hdr_mut(c);
-                if h.flag(F_MARK) {
-                    h.gc_prev = h.gc_prev.saturating_sub(1);
+            self.objs.traverse(s, |c, _| {
+                if c.flag(F_MARK) {
+                    c.gc_prev = c.gc_prev.saturating_sub(1);
                 }
-            }
+            });
             s = self.objs.hdr(s).gc_next;
         }
-        self.gc_kids = kids;
         // 3. move_unreachable. The young list is walked singly (its prev
         // links hold gc_refs); objects with gc_refs 0 move to the
-        // unreachable list (valid prev links); a reachable object's
-        // referents get gc_refs 1, moving back from unreachable if needed.
+        // unreachable list (valid prev links); a reachable object is
+        // finished on the spot, as in CPython: its prev link is restored,
+        // its mark cleared (so later visits skip it) and its generation set,
+        // and its referents get gc_refs 1, moving back from unreachable to
+        // young's tail if needed, where this same walk reaches them.
+        let target = if gen < 2 { gen + 1 } else { 2 };
         let mut prev = NO_SLOT;
+        let mut survivors = 0u64;
         let mut s = self.gc.lists[gen].head;
         while s != NO_SLOT {
             if self.objs.hdr(s).gc_prev > 0 {
-                let mut kids = std::mem::take(&mut self.gc_kids);
-                self.live_children(s, &mut kids);
+                {
+                    let h = self.objs.hdr_mut(s);
+                    h.gc_prev = prev;
+                    h.set_flag(F_MARK, false);
+                    h.set_gen(target as u8);
+                }
+                survivors += 1;
+                // visit_reachable: referents still being collected get
+                // gc_refs 1; those already on the unreachable list are
+                // moved back below.
+                kids.clear();
+                self.objs.traverse(s, |c, slot| {
+                    if c.flag(F_MARK) {
+                        if c.flag(F_UNREACH) {
+                            kids.push(slot);
+                        } else if c.gc_prev == 0 {
+                            c.gc_prev = 1;
+                        }
+                    }
+                });
                 for &c in &kids {
                     self.visit_reachable(gen, c);
                 }
-                self.gc_kids = kids;
                 prev = s;
                 // Read next only now: referents moved back were appended
                 // at young's tail, possibly right after s.
@@ -324,21 +343,9 @@ impl<A: Allocator> Heap<A> {
                 s = next;
             }
         }
-        // 4. Survivors: restore prev links, clear marks, set generation.
-        let target = if gen < 2 { gen + 1 } else { 2 };
-        let mut p = NO_SLOT;
-        let mut s = self.gc.lists[gen].head;
-        let mut survivors = 0;
-        while s != NO_SLOT {
-            let h = self.objs.hdr_mut(s);
-            h.gc_prev = p;
-            h.set_flag(F_MARK, false);
-            h.set_gen(target as u8);
-            p = s;
-            s = h.gc_next;
-            survivors += 1;
-        }
-        self.gc.lists[gen].tail = p;
+        self.gc_kids = kids;
+        // 4. Survivors move up a generation.
+        self.gc.lists[gen].tail = prev;
         if gen < 2 {
             if gen == 1 {
                 self.gc.counters.long_lived_pending += survivors;
@@ -416,18 +423,6 @@ impl<A: Allocator> Heap<A> {
         } else if h.gc_prev == 0 {
             self.objs.hdr_mut(c).gc_prev = 1;
         }
-    }
-
-    /// The slots of the live objects `slot` refers to (dangling references
-    /// left by `decref` are skipped), into `out`.
-    fn live_children(&mut self, slot: u32, out: &mut Vec<u32>) {
-        out.clear();
-        let objs = &mut self.objs;
-        let mut hs = std::mem::take(&mut self.gc_handles);
-        hs.clear();
-        objs.for_each_ref(slot, |h| hs.push(h));
-        out.extend(hs.iter().filter(|h| objs.is_live(**h)).map(|h| h.slot));
-        self.gc_handles = hs;
     }
 
     /// Drops every reference a garbage object holds (CPython's tp_clear).

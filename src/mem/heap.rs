@@ -87,7 +87,6 @@ pub struct Heap<A: Allocator> {
     pub(crate) site: Site,
     /// Collector scratch lists, reused across collections.
     pub(crate) gc_kids: Vec<u32>,
-    pub(crate) gc_handles: Vec<Handle>,
     pub(crate) gc_vals: Vec<Value>,
 }
 
@@ -103,7 +102,6 @@ impl<A: Allocator> Heap<A> {
             gc: GcState::default(),
             site: 0,
             gc_kids: Vec::new(),
-            gc_handles: Vec::new(),
             gc_vals: Vec::new(),
         }
     }

@@ -519,6 +519,56 @@ impl<A: Allocator> Objects<A> {
         }
     }
 
+    /// Calls `f` with the header and slot of every live object that the
+    /// object in `slot` refers to: the collector's `tp_traverse`, with no
+    /// intermediate buffer.
+    ///
+    /// `f` may change the child's header (the collector's `gc_refs`, links
+    /// and flags) but nothing else; it must not free or allocate.
+    #[inline(always)]
+    pub fn traverse(&mut self, slot: u32, mut f: impl FnMut(&mut Header, u32)) {
+        let slots = &self.slots;
+        let mut visit = |v: &Value| {
+            if let Value::Ref(h) = *v {
+                if let Some(s) = slots.get(h.slot as usize) {
+                    if let (true, Some(p)) = (s.id == h.id, s.ptr) {
+                        // SAFETY: the slot holds a live object, whose block
+                        // starts with its header. `f` writes only header
+                        // fields, never the values being iterated (they lie
+                        // after the header or in a separate buffer), and no
+                        // other reference to that header is alive.
+                        f(unsafe { &mut *p.as_ptr() }, h.slot)
+                    }
+                }
+            }
+        };
+        let hdr = self.hdr(slot);
+        let (kind, n) = (hdr.kind, hdr.len16 as usize);
+        let body = self.body(slot);
+        // SAFETY: the object is live: a record holds `len16` initialised
+        // values after its header, a list body's `buf` holds `len` of them,
+        // a dict body's `map` is its live boxed table. Values are read one
+        // at a time through raw pointers while `visit` writes only headers.
+        unsafe {
+            match kind {
+                ObjKind::Record => {
+                    let vals = body.cast::<Value>();
+                    for i in 0..n {
+                        visit(&*vals.add(i));
+                    }
+                }
+                ObjKind::List => {
+                    let lb = &*body.cast::<ListBody>();
+                    for i in 0..lb.len as usize {
+                        visit(&*lb.buf.add(i));
+                    }
+                }
+                ObjKind::Dict => (*(*body.cast::<DictBody>()).map).values().for_each(visit),
+                ObjKind::Str => {}
+            }
+        }
+    }
+
     /// Appends to the list in `slot`, growing its buffer like CPython's
     /// `list_resize`. The value's count is the caller's business.
     pub fn list_push(&mut self, slot: u32, v: Value) -> Result<(), AllocError> {
