@@ -317,8 +317,14 @@ impl PoolAllocator {
         if base.is_null() {
             return None;
         }
-        let arena =
-            Arena { base, nfreepools: POOLS_PER_ARENA, freepools: ptr::null_mut(), pool_offset: 0, next: NONE, prev: NONE };
+        let arena = Arena {
+            base,
+            nfreepools: POOLS_PER_ARENA,
+            freepools: ptr::null_mut(),
+            pool_offset: 0,
+            next: NONE,
+            prev: NONE,
+        };
         let ai = match self.unused_arenas.pop() {
             Some(i) => {
                 self.arenas[i as usize] = arena;
@@ -653,6 +659,7 @@ unsafe impl Allocator for PoolAllocator {
                 // SAFETY: carved pools lie inside the live arena and have
                 // initialised headers.
                 let pool = unsafe { a.base.add(pi * POOL_SIZE) }.cast::<PoolHeader>();
+                // SAFETY: as above: an initialised header we own.
                 let h = unsafe { &*pool };
                 if h.count == 0 {
                     continue; // on the free-pool list (checked above)
@@ -671,7 +678,10 @@ unsafe impl Allocator for PoolAllocator {
                 let mut b = h.freeblock;
                 while !b.is_null() {
                     let off = b as usize - pool as usize;
-                    if off < POOL_OVERHEAD || off >= h.nextoffset as usize || (off - POOL_OVERHEAD) % size != 0 {
+                    if off < POOL_OVERHEAD
+                        || off >= h.nextoffset as usize
+                        || !(off - POOL_OVERHEAD).is_multiple_of(size)
+                    {
                         return Err(format!("arena {ai} pool {pi}: free block at bad offset {off}"));
                     }
                     free += 1;
