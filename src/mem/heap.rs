@@ -46,6 +46,12 @@ impl From<AllocError> for Fault {
     }
 }
 
+#[cold]
+#[inline(never)]
+fn refcount_overflow() -> Fault {
+    Fault::Msg("reference count overflow".into())
+}
+
 fn msg<T>(s: impl Into<String>) -> Result<T, Fault> {
     Err(Fault::Msg(s.into()))
 }
@@ -146,7 +152,10 @@ impl<A: Allocator> Heap<A> {
         if let Value::Ref(h) = v {
             self.check(h)?;
             let hdr = self.objs.hdr_mut(h.slot);
-            hdr.rc = hdr.rc.checked_add(1).ok_or(Fault::Msg("reference count overflow".into()))?;
+            match hdr.rc.checked_add(1) {
+                Some(rc) => hdr.rc = rc,
+                None => return Err(refcount_overflow()),
+            }
         }
         Ok(())
     }
