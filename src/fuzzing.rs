@@ -97,7 +97,7 @@ pub fn gen_program(u: &mut Unstructured, o: &GenOptions, max_len: usize) -> Resu
                 Ok(if at.is_empty() { String::new() } else { format!("L{}", u.int_in_range(0..=at.len() - 1)?) })
             };
             let line = loop {
-                let choice = u.int_in_range(0..=40)?;
+                let choice = u.int_in_range(0..=41)?;
                 let r = |u: &mut Unstructured| reg(u, o);
                 let s = match choice {
                     0 => format!("li {}, {}", typed(u, o, &[3, 5])?, imm(u)?),
@@ -210,6 +210,20 @@ pub fn gen_program(u: &mut Unstructured, o: &GenOptions, max_len: usize) -> Resu
                     }
                     38 if o.gc => (*u.choose(&["gcenable", "gcdisable"])?).into(),
                     39 => format!("mov {}, {}", typed(u, o, &[0, 1, 2, 5])?, r(u)?),
+                    41 => {
+                        // A counted-loop tail, which the VM fuses into one
+                        // dispatch; odd register roles exercise its
+                        // fallbacks (non-int counter, reference in rY).
+                        let l = label(u)?;
+                        if l.is_empty() {
+                            continue;
+                        }
+                        let x = typed(u, o, &[3, 3, 3, 4, 5])?;
+                        let y = if u.ratio(1, 4)? { x.clone() } else { typed(u, o, &[3, 5, 0, 1])? };
+                        let k = if u.ratio(1, 8)? { imm(u)? } else { u.int_in_range(-3..=3i32)?.to_string() };
+                        let lim = u.int_in_range(-10..=100i32)?;
+                        format!("add {x}, {x}, {k}\nlt {y}, {x}, {lim}\njnz {y}, {l}")
+                    }
                     _ => continue,
                 };
                 break s;
@@ -271,8 +285,17 @@ pub fn run_checked<A: Allocator>(
 /// Oracle for execution: the heap verifier holds after every instruction
 /// and after the run; for programs without manual counts, a final full
 /// collection leaves nothing alive.
+///
+/// The program also runs on the fast path (fused superinstructions, no
+/// per-step checks): output, error, instruction count and object counts
+/// must be exactly those of the checked, one-instruction-at-a-time run.
 pub fn check_execute(text: &str, manual_counts: bool) -> std::result::Result<(), String> {
     let loaded = crate::load("gen.asm", text.as_bytes()).map_err(|e| format!("generated program rejected: {e:?}"))?;
+    let fast = outcome(&loaded.program, false);
+    let slow = outcome(&loaded.program, true);
+    if fast != slow {
+        return Err(format!("the fast path differs from the checked one:\n  fast: {fast:?}\n  slow: {slow:?}"));
+    }
     let heap = Heap::new(crate::mem::alloc::PoolAllocator::new(), 1 << 24);
     let (mut heap, _) = run_checked(&loaded.program, heap, true)?;
     heap.collect(2, 0);
@@ -285,6 +308,18 @@ pub fn check_execute(text: &str, manual_counts: bool) -> std::result::Result<(),
         ));
     }
     Ok(())
+}
+
+/// What a run shows from outside: output, error message, instructions
+/// executed, objects allocated and still alive.
+fn outcome(prog: &crate::bytecode::Program, verify_each_step: bool) -> (String, Option<String>, u64, u64, u64) {
+    let heap = Heap::new(crate::mem::alloc::PoolAllocator::new(), 1 << 24);
+    let mut vm = Vm::new(prog, heap, fuzz_limits());
+    vm.set_verify_each_step(verify_each_step);
+    let mut out = Vec::new();
+    let err = vm.run(&mut out).err().map(|e| e.message);
+    let s = vm.heap().object_stats();
+    (String::from_utf8_lossy(&out).into_owned(), err, vm.instructions(), s.allocated, s.alive)
 }
 
 /// Oracle for loading bytes as bytecode: never panics; an accepted file

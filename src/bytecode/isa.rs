@@ -117,6 +117,15 @@ pub struct OpInfo {
     pub doc: &'static str,
 }
 
+impl OpInfo {
+    /// Internal opcodes (mnemonic `(fused)`) exist only in the VM's
+    /// execution copy of verified code: the assembler cannot write them,
+    /// the verifier rejects them in bytecode files, and the docs omit them.
+    pub fn is_internal(&self) -> bool {
+        self.mnemonic.starts_with('(')
+    }
+}
+
 /// Invokes `$m!` with the whole instruction table. Each entry is
 /// `Name = byte, "mnemonic" { field: Kind, ... } "meaning";`, fields in
 /// assembly order.
@@ -203,6 +212,8 @@ macro_rules! for_each_op {
             GcDisable = 0x72, "gcdisable" { } "turn automatic collection off";
             GcThreshold = 0x73, "gcthreshold" { t0: T, t1: T, t2: T } "set the thresholds (T0 = 0: automatic collection off)";
             GcCount = 0x74, "gccount" { d: D, g: G } "rD = the count of generation G";
+
+            IncLtJnz = 0xf0, "(fused)" { d: D, i: I } "internal: `add rD, rD, IMM` fused with the `lt`/`jnz` pair after it";
         }
     };
 }
@@ -320,7 +331,7 @@ pub fn forms(mnemonic: &str) -> impl Iterator<Item = &'static OpInfo> + '_ {
 /// Every distinct mnemonic, in table order.
 pub fn mnemonics() -> Vec<&'static str> {
     let mut out: Vec<&'static str> = Vec::new();
-    for op in OPS {
+    for op in OPS.iter().filter(|op| !op.is_internal()) {
         if !out.contains(&op.mnemonic) {
             out.push(op.mnemonic);
         }
@@ -346,7 +357,7 @@ impl Instr {
 /// The instruction table as Markdown, as `docs/asm.md` must contain it.
 pub fn markdown_table() -> String {
     let mut s = String::from("| opcode | byte | syntax | meaning |\n|---|---|---|---|\n");
-    for op in OPS {
+    for op in OPS.iter().filter(|op| !op.is_internal()) {
         let syn: Vec<&str> = op.kinds.iter().map(|k| k.syntax()).collect();
         let syntax =
             if syn.is_empty() { op.mnemonic.to_string() } else { format!("{} {}", op.mnemonic, syn.join(", ")) };

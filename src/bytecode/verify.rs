@@ -129,6 +129,9 @@ fn check_instr(m: &Module, frame: u16, code_len: usize, list_starts: &[bool], in
             Err(format!("register r{r} outside the frame of {frame} registers"))
         }
     };
+    if ins.info().is_internal() {
+        return Err(format!("opcode 0x{:02x} is internal to the VM and cannot appear in bytecode", ins.code()));
+    }
     let mut list_len = None;
     for op in ins.operands() {
         match op {

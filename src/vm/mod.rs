@@ -74,6 +74,9 @@ pub struct Vm<'p, A: Allocator> {
     steps: u64,
     trace: Option<Box<dyn Write + 'p>>,
     verify_each_step: bool,
+    /// Each function's code with superinstructions fused in (see
+    /// [`fuse`]); the fast loop runs these, the slow one the originals.
+    fused: Vec<Vec<Instr>>,
 }
 
 /// What the trace printer needs to know about the instruction that ran.
@@ -106,6 +109,7 @@ impl<'p, A: Allocator> Vm<'p, A> {
             steps: 0,
             trace: None,
             verify_each_step: false,
+            fused: prog.funcs.iter().map(|f| fuse(&f.code)).collect(),
         }
     }
 
@@ -166,9 +170,12 @@ impl<'p, A: Allocator> Vm<'p, A> {
         self.frames.clear();
         self.frames.push(Frame { func: main, pc: 0, base: 0, dst: 0 });
         let r = if self.trace.is_some() || self.verify_each_step {
-            self.exec::<true>(out)
+            self.exec::<true>(out, &[])
         } else {
-            self.exec::<false>(out)
+            let fused = std::mem::take(&mut self.fused);
+            let r = self.exec::<false>(out, &fused);
+            self.fused = fused;
+            r
         };
         let _ = out.flush();
         match r {
@@ -250,12 +257,21 @@ impl<'p, A: Allocator> Vm<'p, A> {
     }
 
     #[inline(always)]
-    fn exec<const SLOW: bool>(&mut self, out: &mut dyn Write) -> Result<Exit, Fault> {
+    fn exec<const SLOW: bool>(&mut self, out: &mut dyn Write, fused: &[Vec<Instr>]) -> Result<Exit, Fault> {
         let prog: &'p Program = self.prog;
         let ints = &prog.ints[..];
         let mut fi = self.frames[0].func;
         let mut func = &prog.funcs[fi as usize];
-        let mut code: &'p [Instr] = &func.code;
+        // The fast loop runs the fused copy; the slow one (trace, per-step
+        // verification) the verified code itself, one instruction at a time.
+        let code_of = |f: u16| -> &[Instr] {
+            if SLOW {
+                &prog.funcs[f as usize].code
+            } else {
+                &fused[f as usize]
+            }
+        };
+        let mut code: &[Instr] = code_of(fi);
         let mut pc: usize = 0;
         let mut base: usize = 0;
         let mut site_base = self.site_base[fi as usize];
@@ -539,7 +555,7 @@ impl<'p, A: Allocator> Vm<'p, A> {
                     self.frames.push(Frame { func: f, pc: 0, base: new_base as u32, dst: d });
                     fi = f;
                     func = callee;
-                    code = &callee.code;
+                    code = code_of(f);
                     pc = 0;
                     base = new_base;
                     site_base = self.site_base[f as usize];
@@ -578,7 +594,7 @@ impl<'p, A: Allocator> Vm<'p, A> {
                     };
                     fi = caller.func;
                     func = &prog.funcs[fi as usize];
-                    code = &func.code;
+                    code = code_of(fi);
                     pc = caller.pc as usize;
                     base = caller.base as usize;
                     site_base = self.site_base[fi as usize];
@@ -707,6 +723,37 @@ impl<'p, A: Allocator> Vm<'p, A> {
                     let n = self.heap.gc_count(g as usize);
                     set!(d, Value::Int(n as i64))
                 }
+
+                // `add rX, rX, K; lt rY, rX, L; jnz rY, T` in one dispatch
+                // (see `fuse`). The `lt` and `jnz` are still in place after
+                // it, read here for L, Y and T. Anything unusual (not an
+                // int, overflow, rY holding a reference) runs the `add`
+                // alone and lets the next two execute normally.
+                Instr::IncLtJnz { d: x, i: k } => {
+                    let (Instr::LtRI { d: y, i: lim, .. }, Instr::Jnz { t, .. }) = (code[pc], code[pc + 1]) else {
+                        unreachable!("fuse() only emits IncLtJnz before lt/jnz")
+                    };
+                    match regs[x as usize] {
+                        Value::Int(xv) if !matches!(regs[y as usize], Value::Ref(_)) => {
+                            match xv.checked_add(k as i64) {
+                                Some(nx) => {
+                                    regs[x as usize] = Value::Int(nx);
+                                    let r = nx < lim as i64;
+                                    regs[y as usize] = Value::Int(r as i64);
+                                    fuel -= 2;
+                                    if r {
+                                        check_fuel!();
+                                        pc = t as usize;
+                                    } else {
+                                        pc += 2;
+                                    }
+                                }
+                                None => break 'run arith_fault("add", xv, k as i64),
+                            }
+                        }
+                        _ => add!(x, x, imm k as i64),
+                    }
+                }
             }
         };
         // An error: remember where each frame stood.
@@ -753,6 +800,24 @@ fn retain_ref<A: Allocator>(heap: &mut Heap<A>, v: Value) -> Result<(), Fault> {
     heap.retain(v)
 }
 
+/// Builds the execution copy of a function's code: the loop tail
+/// `add rX, rX, K; lt rY, rX, L; jnz rY, T` (a counted loop, Lua's
+/// `FORLOOP`) becomes `IncLtJnz` at the `add`, leaving the `lt` and `jnz`
+/// in place so that jumps into the middle still land on real instructions
+/// and the handler can read L, Y and T from them. Instruction counts,
+/// `--max-steps` and errors are as if the three ran one by one.
+pub(crate) fn fuse(code: &[Instr]) -> Vec<Instr> {
+    let mut out = code.to_vec();
+    for (pc, w) in code.windows(3).enumerate() {
+        if let [Instr::AddRI { d, a, i }, Instr::LtRI { d: y, a: x, .. }, Instr::Jnz { s, .. }] = *w {
+            if d == a && x == d && s == y {
+                out[pc] = Instr::IncLtJnz { d, i };
+            }
+        }
+    }
+    out
+}
+
 /// Why an integer operation had no result: division by zero or overflow.
 #[cold]
 #[inline(never)]
@@ -787,6 +852,39 @@ pub fn floor_mod(a: i64, b: i64) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Loop tails are fused, and every way the fused instruction can go
+    /// (taken, not taken, counter equal to the flag register, a reference
+    /// in the flag register, a string counter, overflow, a jump into the
+    /// middle of the group, the step budget running out) behaves exactly
+    /// as the three instructions run one by one.
+    #[test]
+    fn fused_loop_tails_behave_like_the_instructions_they_replace() {
+        let cases = [
+            "li r0, 0\nli r1, 0\ntop: add r1, r1, r0\nadd r0, r0, 1\nlt r2, r0, 100\njnz r2, top\nprint r0, r1, r2",
+            "li r0, 0\ntop: add r0, r0, 2\nlt r0, r0, 7\njnz r0, top\nprint r0",
+            "li r0, 0\nlist r2\ntop: add r0, r0, 1\nlt r2, r0, 3\njnz r2, top\nprint r0, r2",
+            "str r0, \"a\"\nli r2, 0\nadd r0, r0, 1\nlt r2, r0, 3\njnz r2, end\nend: print r0",
+            "li r0, 9223372036854775806\ntop: add r0, r0, 1\nlt r2, r0, 3\njnz r2, top\nprint r0",
+            "li r0, 0\njmp mid\ntop: add r0, r0, 1\nmid: lt r2, r0, 5\njnz r2, top\nprint r0",
+            "li r0, 0\ntop: add r0, r0, 1\nlt r2, r0, 1000000\njnz r2, top\nprint r0",
+        ];
+        for text in cases {
+            let loaded = crate::load("t.asm", text.as_bytes()).unwrap();
+            let fused = fuse(&loaded.program.funcs[loaded.program.main as usize].code);
+            assert!(fused.iter().any(|i| matches!(i, Instr::IncLtJnz { .. })), "not fused:\n{text}");
+            crate::fuzzing::check_execute(text, false).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        }
+        // A wide limit or a different register breaks the pattern.
+        for text in [
+            "li r0, 0\ntop: add r0, r0, 1\nlt r2, r0, 10000000000\njnz r2, top",
+            "top: add r0, r1, 1\nlt r2, r0, 1\njnz r2, top",
+        ] {
+            let loaded = crate::load("t.asm", text.as_bytes()).unwrap();
+            let code = &loaded.program.funcs[loaded.program.main as usize].code;
+            assert_eq!(&fuse(code), code);
+        }
+    }
 
     #[test]
     fn floor_division_matches_python() {
