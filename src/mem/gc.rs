@@ -164,6 +164,7 @@ impl Default for GcState {
 }
 
 impl<A: Allocator> Heap<A> {
+    #[inline(always)]
     fn list_append(&mut self, l: usize, slot: u32) {
         let tail = self.gc.lists[l].tail;
         {
@@ -180,6 +181,7 @@ impl<A: Allocator> Heap<A> {
         self.gc.lists[l].len += 1;
     }
 
+    #[inline(always)]
     fn list_unlink(&mut self, l: usize, slot: u32) {
         let (prev, next) = {
             let h = self.objs.hdr(slot);
@@ -223,12 +225,19 @@ impl<A: Allocator> Heap<A> {
         let c = &mut self.gc.counters;
         c.counts[0] += 1;
         if c.counts[0] > c.thresholds[0] && c.thresholds[0] != 0 && self.gc.enabled && !self.gc.collecting {
-            if let Some(g) = self.gc.policy.on_alloc(&self.gc.counters) {
-                self.collect(g.min(2), self.site);
-            }
+            self.consult_policy();
         }
         self.objs.hdr_mut(slot).set_gen(0);
         self.list_append(0, slot);
+    }
+
+    /// Count 0 passed threshold 0: ask the policy whether to collect.
+    #[cold]
+    #[inline(never)]
+    fn consult_policy(&mut self) {
+        if let Some(g) = self.gc.policy.on_alloc(&self.gc.counters) {
+            self.collect(g.min(2), self.site);
+        }
     }
 
     /// Stops tracking a container that is being freed.

@@ -178,7 +178,6 @@ impl<A: Allocator> Heap<A> {
     /// Frees the object in `slot` (count already 0) and everything whose
     /// count drops to 0 as a result, with an explicit work list. Finishes
     /// even if a dangling child is met, then reports the first such fault.
-    #[cold]
     #[inline(never)]
     fn free_cascade(&mut self, slot: u32, site: Site) -> Result<(), Fault> {
         let mut work = std::mem::take(&mut self.work);
@@ -200,6 +199,7 @@ impl<A: Allocator> Heap<A> {
         fault.map_or(Ok(()), Err)
     }
 
+    #[inline(always)]
     fn free_one(&mut self, slot: u32, site: Site, work: &mut Vec<Value>) {
         let hdr = self.objs.hdr(slot);
         let tainted = hdr.flag(F_TAINTED);
