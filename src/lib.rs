@@ -28,8 +28,10 @@ pub enum LoadError {
     Asm(Vec<Diagnostic>),
     /// A bytecode file that could not be decoded or verified.
     Bytecode(String),
-    /// Neither text nor bytecode.
-    NotText(String),
+    /// Neither text nor bytecode: a diagnostic pointing at the first byte
+    /// that is not text, to be rendered over the input read lossily
+    /// (`String::from_utf8_lossy`; the offsets agree up to that byte).
+    NotText(Diagnostic),
 }
 
 /// A loaded, verified program, with warnings from assembling it.
@@ -55,19 +57,18 @@ pub fn load(name: &str, bytes: &[u8]) -> Result<Loaded, LoadError> {
         Ok(t) => t,
         Err(e) => {
             let at = e.valid_up_to();
-            let (line, col) = diag::line_col(std::str::from_utf8(&bytes[..at]).unwrap_or(""), at);
-            return Err(LoadError::NotText(format!(
-                "`{name}` is neither UTF-8 assembly text nor rcvm bytecode: invalid UTF-8 byte 0x{:02x} at {name}:{line}:{col}",
-                bytes[at]
-            )));
+            return Err(LoadError::NotText(
+                Diagnostic::error(format!("`{name}` is neither UTF-8 assembly text nor rcvm bytecode"), at..at + 1)
+                    .with_label(format!("invalid UTF-8 byte 0x{:02x}", bytes[at]))
+                    .with_help("assembly must be UTF-8 text; bytecode starts with the bytes `\\x89RCB`"),
+            ));
         }
     };
-    if text.contains('\0') {
-        let at = text.find('\0').unwrap_or(0);
-        let (line, col) = diag::line_col(text, at);
-        return Err(LoadError::NotText(format!(
-            "`{name}` looks like a binary file, not assembly text: NUL byte at {name}:{line}:{col}"
-        )));
+    if let Some(at) = text.find('\0') {
+        return Err(LoadError::NotText(
+            Diagnostic::error(format!("`{name}` looks like a binary file, not assembly text"), at..at + 1)
+                .with_label("NUL byte"),
+        ));
     }
     let a = asm::assemble(name, text).map_err(LoadError::Asm)?;
     let program = bytecode::verify(a.module)

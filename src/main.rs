@@ -169,8 +169,14 @@ fn load(file: &str) -> Result<(Program, Option<String>), ExitCode> {
             eprintln!("error: `{name}` is not a valid rcvm bytecode file: {m}\n  --> {name}");
             Err(ExitCode::from(2))
         }
-        Err(LoadError::NotText(m)) => {
-            eprintln!("error: {m}");
+        Err(LoadError::NotText(d)) => {
+            // Control characters would print as nothing and shift the
+            // caret: show each as `.` (one byte for one, so offsets hold).
+            let shown: String = String::from_utf8_lossy(&bytes)
+                .chars()
+                .map(|c| if c.is_ascii_control() && c != '\n' && c != '\t' { '.' } else { c })
+                .collect();
+            eprint_block(&render(&name, &shown, &[d]));
             Err(ExitCode::from(2))
         }
     }

@@ -106,9 +106,18 @@ fn non_utf8_binary_and_empty_inputs() {
 
     let empty = tmp("empty.asm", b"");
     let r = rcvm(&["run", &empty]);
-    assert_eq!(r.code, 0, "an empty program does nothing: {}", r.stderr);
+    assert_eq!(r.code, 2, "an empty file is rejected: {}", r.stderr);
     assert!(r.stderr.contains("contains no instructions"), "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("{empty}:1:1")), "location: {}", r.stderr);
     assert_eq!(r.stdout, "");
+    let comments = tmp(
+        "comments.asm",
+        b"; nothing here
+
+   ; still nothing
+",
+    );
+    assert_eq!(rcvm(&["check", &comments]).code, 2);
 
     let r = rcvm(&["run", "/nonexistent/prog.asm"]);
     assert_eq!(r.code, 2);
@@ -187,4 +196,47 @@ fn stats_json_has_the_spec_fields() {
     assert_eq!(v["gc"]["thresholds"], serde_json::json!([700, 10, 10]));
     assert_eq!(v["gc"]["collections"], serde_json::json!([0, 0, 0]));
     assert_eq!(v["gc"]["collected"], serde_json::json!([0, 0, 0]));
+}
+
+#[test]
+fn the_step_budget_is_exact() {
+    // Straight-line code: the budget stops the third instruction from
+    // running, even with no jump to check it at.
+    let src = tmp("steps.asm", b"li r0, 1\nprint r0\nprint r0\nprint r0\n");
+    let r = rcvm(&["run", "--max-steps", "2", &src]);
+    assert_eq!((r.code, r.stdout.as_str()), (1, "1\n"), "{}", r.stderr);
+    assert!(r.stderr.contains("budget of 2 exhausted") && r.stderr.contains(&format!("{src}:3:1")), "{}", r.stderr);
+    // In a loop with fused instructions: exactly N run, for every N.
+    let lp = tmp("steps_loop.asm", b"li r0, 0\ntop: add r0, r0, 1\nlt r1, r0, 1000\njnz r1, top\nprint r0\n");
+    for n in [1u64, 2, 3, 4, 5, 10, 11, 12, 13, 100] {
+        let json = format!("{lp}.{n}.json");
+        let r = rcvm(&["run", "--max-steps", &n.to_string(), "--stats-json", &json, &lp]);
+        assert_eq!(r.code, 1, "{}", r.stderr);
+        let stats: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        assert_eq!(stats["instructions"], n, "--max-steps {n}");
+    }
+}
+
+#[test]
+fn halt_reports_a_dangling_reference_it_releases() {
+    // Two owners, two decrefs: r2 dangles. Releasing it at `halt` is a use
+    // of a freed object, as it is at the end of main.
+    for end in ["halt\n", ""] {
+        let text = format!("new r1, 0\nmov r2, r1\ndecref r1\ndecref r1\n{end}");
+        let src = tmp("halt_uaf.asm", text.as_bytes());
+        let r = rcvm(&["run", &src]);
+        assert_eq!(r.code, 1, "ending with {end:?}: {}", r.stderr);
+        assert!(r.stderr.contains("use of freed object #1"), "{}", r.stderr);
+        assert!(r.stderr.contains(&format!("{src}:4:1")), "the note says where it was freed: {}", r.stderr);
+    }
+}
+
+#[test]
+fn callers_are_shown_at_their_call() {
+    let src =
+        tmp("stack.asm", b"li r0, 0\ncall r1, f, r0\nprint r1\n.func f 1\nli r1, 1\ndiv r2, r1, r0\nret r2\n.end\n");
+    let r = rcvm(&["run", &src]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains(&format!("0: f at {src}:6:1")), "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("1: main at {src}:2:1")), "{}", r.stderr);
 }

@@ -15,7 +15,7 @@ pub mod lexer;
 use crate::bytecode::format::{Function, Module, Pos};
 use crate::bytecode::isa::{self, Instr, Kind, OpInfo, Operand};
 use crate::bytecode::verify::MAX_ARGS;
-use crate::diag::{did_you_mean, line_col, Diagnostic, Severity};
+use crate::diag::{did_you_mean, line_col, Diagnostic};
 use indexmap::IndexMap;
 use lexer::{Tok, Token};
 use std::collections::HashMap;
@@ -75,7 +75,7 @@ pub fn assemble(name: &str, src: &str) -> Result<Assembled, Vec<Diagnostic>> {
     let mut errs = Errors { list: Vec::new() };
     let mut source_name = name.to_string();
     let (funcs, main_block) = parse(src, &mut errs, &mut source_name);
-    let mut warnings = Vec::new();
+    let warnings = Vec::new();
 
     // Pass 2: the function table.
     let mut blocks: Vec<FuncBlock> = Vec::new();
@@ -98,13 +98,10 @@ pub fn assemble(name: &str, src: &str) -> Result<Assembled, Vec<Diagnostic>> {
         blocks.push(FuncBlock { name: "main".into(), span: 0..0, arity: 0, items: main_block });
     }
     if funcs.is_empty() && !top_has_code && errs.list.is_empty() {
-        warnings.push(Diagnostic {
-            severity: Severity::Warning,
-            message: format!("`{name}` contains no instructions; the program does nothing"),
-            span: None,
-            label: String::new(),
-            notes: vec![],
-        });
+        errs.push(
+            Diagnostic::error(format!("`{name}` contains no instructions: there is nothing to run"), 0..0)
+                .with_help("an rcvm program needs at least one instruction, e.g. `halt`"),
+        );
     }
     let mut index: HashMap<String, usize> = HashMap::new();
     for b in blocks.iter() {

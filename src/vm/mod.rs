@@ -222,13 +222,17 @@ impl<'p, A: Allocator> Vm<'p, A> {
             Fault::IdsExhausted => "object ids exhausted (2^32 - 1 allocations)".to_string(),
             Fault::Msg(m) => m,
         };
+        // The innermost frame's pc is the failing instruction; a caller's
+        // is its return address, one past the `call` that is still running.
         let frames = self
             .frames
             .iter()
             .rev()
-            .map(|fr| {
+            .enumerate()
+            .map(|(i, fr)| {
                 let f = &prog.funcs[fr.func as usize];
-                FrameInfo { func: f.name.clone(), pos: f.lines.get(fr.pc as usize).copied().unwrap_or_default() }
+                let pc = if i == 0 { fr.pc } else { fr.pc.saturating_sub(1) };
+                FrameInfo { func: f.name.clone(), pos: f.lines.get(pc as usize).copied().unwrap_or_default() }
             })
             .collect();
         RuntimeError { message, notes, frames, source_name: prog.source_name.clone() }
@@ -276,10 +280,9 @@ impl<'p, A: Allocator> Vm<'p, A> {
         let mut base: usize = 0;
         let mut site_base = self.site_base[fi as usize];
         let budget = self.limits.max_steps.unwrap_or(u64::MAX);
-        // Fuel is spent on every instruction but checked only where control
-        // can loop back (jumps, calls, returns): straight-line code is
-        // bounded by the program's size, so the budget may be overrun by at
-        // most one straight stretch.
+        // Fuel: instructions the budget still allows. An instruction that
+        // finds none left does not run; the error points at it, and exactly
+        // `--max-steps` instructions have run.
         let mut fuel: i64 = budget.saturating_sub(self.steps).min(i64::MAX as u64) as i64;
         let start_fuel = fuel;
         let mut pending: Option<Traced> = None;
@@ -306,18 +309,13 @@ impl<'p, A: Allocator> Vm<'p, A> {
                 regs = window!();
             }
             let ins = code[pc];
+            pc += 1;
+            if fuel <= 0 {
+                break 'run budget_exhausted(budget);
+            }
             fuel -= 1;
             if SLOW {
-                pending = Some(Traced { func: fi, pc: pc as u32, base: base as u32, ins, returned: false });
-            }
-            pc += 1;
-
-            macro_rules! check_fuel {
-                () => {
-                    if fuel < 0 {
-                        break 'run Fault::Msg(format!("instruction budget of {budget} exhausted (--max-steps)"));
-                    }
-                };
+                pending = Some(Traced { func: fi, pc: pc as u32 - 1, base: base as u32, ins, returned: false });
             }
             macro_rules! site {
                 () => {
@@ -354,19 +352,17 @@ impl<'p, A: Allocator> Vm<'p, A> {
                 ($d:expr, $r:expr) => {
                     if !SLOW {
                         match code[pc] {
-                            Instr::Jnz { s, t } if s == $d => {
+                            Instr::Jnz { s, t } if s == $d && fuel > 0 => {
                                 fuel -= 1;
                                 if $r {
-                                    check_fuel!();
                                     pc = t as usize;
                                 } else {
                                     pc += 1;
                                 }
                             }
-                            Instr::Jz { s, t } if s == $d => {
+                            Instr::Jz { s, t } if s == $d && fuel > 0 => {
                                 fuel -= 1;
                                 if !$r {
-                                    check_fuel!();
                                     pc = t as usize;
                                 } else {
                                     pc += 1;
@@ -507,14 +503,10 @@ impl<'p, A: Allocator> Vm<'p, A> {
                     set!(d, Value::Int(v.is_falsy() as i64))
                 }
 
-                Instr::Jmp { t } => {
-                    check_fuel!();
-                    pc = t as usize
-                }
+                Instr::Jmp { t } => pc = t as usize,
                 Instr::Jz { s, t } => {
                     let v = regs[s as usize];
                     if v.is_falsy() {
-                        check_fuel!();
                         pc = t as usize
                     } else if let Value::Ref(h) = v {
                         tri!(self.heap.check(h));
@@ -526,12 +518,10 @@ impl<'p, A: Allocator> Vm<'p, A> {
                         if let Value::Ref(h) = v {
                             tri!(self.heap.check(h));
                         }
-                        check_fuel!();
                         pc = t as usize
                     }
                 }
                 Instr::Call { d, f, args } => {
-                    check_fuel!();
                     if self.frames.len() >= self.limits.max_depth {
                         break 'run Fault::Msg(format!(
                             "call depth exceeds {} (--max-depth): runaway recursion?",
@@ -562,7 +552,6 @@ impl<'p, A: Allocator> Vm<'p, A> {
                     regs = window!();
                 }
                 Instr::Ret0 {} | Instr::Ret { .. } => {
-                    check_fuel!();
                     let v = match ins {
                         Instr::Ret { s } => std::mem::take(&mut regs[s as usize]),
                         _ => Value::Nil,
@@ -612,13 +601,18 @@ impl<'p, A: Allocator> Vm<'p, A> {
                     set!(d, v);
                 }
                 Instr::Halt {} => {
-                    self.steps += (start_fuel - fuel) as u64;
                     if SLOW {
                         if let Some(t) = pending.take() {
                             self.trace_line(t);
                         }
                     }
-                    self.release_all();
+                    // Release every frame, innermost first, as if each
+                    // returned: a dangling reference met on the way is the
+                    // error, reported once everything else is released.
+                    if let Err(f) = self.release_all(site!()) {
+                        break 'run f;
+                    }
+                    self.steps += (start_fuel - fuel) as u64;
                     return Ok(Exit::Halted);
                 }
                 Instr::Print { args } => {
@@ -728,13 +722,14 @@ impl<'p, A: Allocator> Vm<'p, A> {
                 // (see `fuse`). The `lt` and `jnz` are still in place after
                 // it, read here for L, Y and T. Anything unusual (not an
                 // int, overflow, rY holding a reference) runs the `add`
-                // alone and lets the next two execute normally.
+                // alone and lets the next two execute normally, as does a
+                // budget with fewer than the three instructions left.
                 Instr::IncLtJnz { d: x, i: k } => {
                     let (Instr::LtRI { d: y, i: lim, .. }, Instr::Jnz { t, .. }) = (code[pc], code[pc + 1]) else {
                         unreachable!("fuse() only emits IncLtJnz before lt/jnz")
                     };
                     match regs[x as usize] {
-                        Value::Int(xv) if !matches!(regs[y as usize], Value::Ref(_)) => {
+                        Value::Int(xv) if fuel >= 2 && !matches!(regs[y as usize], Value::Ref(_)) => {
                             match xv.checked_add(k as i64) {
                                 Some(nx) => {
                                     regs[x as usize] = Value::Int(nx);
@@ -742,7 +737,6 @@ impl<'p, A: Allocator> Vm<'p, A> {
                                     regs[y as usize] = Value::Int(r as i64);
                                     fuel -= 2;
                                     if r {
-                                        check_fuel!();
                                         pc = t as usize;
                                     } else {
                                         pc += 2;
@@ -767,9 +761,20 @@ impl<'p, A: Allocator> Vm<'p, A> {
         Err(fault)
     }
 
-    /// `halt` or the end of `main`: release every frame, innermost first.
-    fn release_all(&mut self) {
-        self.unwind();
+    /// `halt`: release every register of every frame, innermost first;
+    /// the first use of a freed object met is returned after the rest are
+    /// released (the frames stay, for the error's call stack).
+    fn release_all(&mut self, site: Site) -> Result<(), Fault> {
+        let mut first = None;
+        for i in (0..self.stack.len()).rev() {
+            let v = std::mem::take(&mut self.stack[i]);
+            if let Value::Ref(_) = v {
+                if let Err(f) = self.heap.release(v, site) {
+                    first.get_or_insert(f);
+                }
+            }
+        }
+        first.map_or(Ok(()), Err)
     }
 }
 
@@ -816,6 +821,12 @@ pub(crate) fn fuse(code: &[Instr]) -> Vec<Instr> {
         }
     }
     out
+}
+
+#[cold]
+#[inline(never)]
+fn budget_exhausted(budget: u64) -> Fault {
+    Fault::Msg(format!("instruction budget of {budget} exhausted (--max-steps)"))
 }
 
 /// Why an integer operation had no result: division by zero or overflow.
