@@ -33,7 +33,7 @@ fn assemble() {
 #[test]
 fn load() {
     for (_, data) in inputs("load") {
-        check_load(&data);
+        check_load(&load_target_input(&data));
     }
 }
 

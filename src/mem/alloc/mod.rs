@@ -15,6 +15,8 @@ use serde::Serialize;
 use std::ptr::NonNull;
 
 mod bump;
+#[doc(hidden)]
+pub mod model;
 mod pool;
 mod system;
 
