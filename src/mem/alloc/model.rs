@@ -1,5 +1,5 @@
 //! The allocator model check shared by the `alloc` fuzz target, the
-//! property tests and a Miri-run unit test: random sequences of alloc, free
+//! property tests and a unit test: random sequences of alloc, free
 //! and realloc against a model of the live blocks. It lives here, beside
 //! the allocators, because checking blocks means reading and writing them
 //! through raw pointers.
@@ -149,13 +149,14 @@ mod tests {
     use super::*;
     use crate::mem::alloc::{BumpAllocator, PoolAllocator, SystemAllocator};
 
-    /// A fixed pseudo-random input through the model, for every allocator;
-    /// small enough for Miri, which then checks every access the model and
-    /// the allocators make.
+    /// A fixed pseudo-random input through the model, for every allocator.
+    /// Not under Miri: the model's bursts fill and re-read megabytes, hours
+    /// there; the pool's own randomized test (`pool::tests`) is Miri's.
     #[test]
+    #[cfg_attr(miri, ignore)]
     fn every_allocator_matches_the_model() {
         let mut s = 0x2545_f491_4f6c_dd1du64;
-        let n = if cfg!(miri) { 600 } else { 4096 };
+        let n = 4096;
         let bytes: Vec<u8> = (0..n)
             .map(|_| {
                 s ^= s << 13;
