@@ -77,7 +77,9 @@ struct RunArgs {
     /// One line per collection on stderr (generation, examined, collected, time).
     #[arg(long)]
     gc_log: bool,
-    /// Heap limit in bytes (suffixes K, M, G for KiB, MiB, GiB).
+    /// Heap limit in bytes (suffixes K, M, G for KiB, MiB, GiB); default:
+    /// half the physical memory, so a runaway program gets "out of memory"
+    /// with a location rather than the system's OOM killer.
     #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
     max_heap: Option<usize>,
     /// Instruction budget.
@@ -137,6 +139,19 @@ fn read_input(file: &str) -> Result<(String, Vec<u8>), String> {
 fn eprint_block(s: &str) {
     let mut e = std::io::stderr().lock();
     let _ = e.write_all(s.as_bytes());
+}
+
+/// The default `--max-heap`: half of `MemTotal` from `/proc/meminfo`, or
+/// 4 GiB where that cannot be read.
+fn default_max_heap() -> usize {
+    let total_kib = std::fs::read_to_string("/proc/meminfo").ok().and_then(|m| {
+        let line = m.lines().find(|l| l.starts_with("MemTotal:"))?;
+        line.split_whitespace().nth(1)?.parse::<usize>().ok()
+    });
+    match total_kib {
+        Some(kib) if kib > 0 => kib.saturating_mul(1024) / 2,
+        _ => 4 << 30,
+    }
 }
 
 /// Loads and verifies; on failure prints the diagnostics and gives exit 2.
@@ -217,7 +232,7 @@ fn main() -> ExitCode {
                 Ok(x) => x,
                 Err(c) => return c,
             };
-            let max = args.max_heap.unwrap_or(usize::MAX);
+            let max = args.max_heap.unwrap_or_else(default_max_heap);
             match args.alloc {
                 AllocKind::Pool => run(&prog, src.as_deref(), &args, Heap::new(PoolAllocator::new(), max)),
                 AllocKind::System => run(&prog, src.as_deref(), &args, Heap::new(SystemAllocator::new(), max)),
