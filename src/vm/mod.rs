@@ -27,6 +27,9 @@ use std::io::Write;
 /// Registers visible to one frame.
 const WINDOW: usize = 256;
 
+/// See [`Vm::set_verify_each_step`].
+pub const VERIFY_BYTES_PER_STEP: usize = 4096;
+
 /// Limits on a run (`--max-steps`, `--max-depth`).
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
@@ -118,7 +121,11 @@ impl<'p, A: Allocator> Vm<'p, A> {
         self.trace = Some(w);
     }
 
-    /// Runs the heap verifier after every instruction (slow; for tests).
+    /// Runs the heap verifier after every instruction (slow; for tests and
+    /// fuzzing). While the heap holds under [`VERIFY_BYTES_PER_STEP`] bytes
+    /// that is every instruction; on a larger heap, one instruction in
+    /// every `bytes / VERIFY_BYTES_PER_STEP`, so that a long run over a big
+    /// heap stays linear instead of quadratic.
     pub fn set_verify_each_step(&mut self, on: bool) {
         self.verify_each_step = on;
     }
@@ -286,6 +293,7 @@ impl<'p, A: Allocator> Vm<'p, A> {
         let mut fuel: i64 = budget.saturating_sub(self.steps).min(i64::MAX as u64) as i64;
         let start_fuel = fuel;
         let mut pending: Option<Traced> = None;
+        let mut verify_skip: usize = 0;
         let mut line = String::new();
 
         macro_rules! window {
@@ -302,8 +310,16 @@ impl<'p, A: Allocator> Vm<'p, A> {
                     self.trace_line(t);
                 }
                 if self.verify_each_step {
-                    if let Err(e) = self.verify_heap() {
-                        break 'run Fault::Msg(format!("heap verifier: {e}"));
+                    if verify_skip == 0 {
+                        if let Err(e) = self.verify_heap() {
+                            break 'run Fault::Msg(format!("heap verifier: {e}"));
+                        }
+                        // A verification costs time proportional to the
+                        // heap: on a large heap, space them out in
+                        // proportion, so a long run stays linear.
+                        verify_skip = self.heap.bytes_in_use() / VERIFY_BYTES_PER_STEP;
+                    } else {
+                        verify_skip -= 1;
                     }
                 }
                 regs = window!();
