@@ -550,14 +550,20 @@ impl<'p, A: Allocator> Vm<'p, A> {
                         let want = (new_base + WINDOW).max(self.stack.len() * 2);
                         self.stack.resize(want, Value::Nil);
                     }
-                    let arg_regs = prog.reglist(args);
-                    for (i, &r) in arg_regs.iter().enumerate() {
-                        let v = self.stack[base + r as usize];
-                        tri!(self.heap.retain(v));
-                        self.stack[new_base + i] = v;
+                    // Arguments: from the caller's registers into the
+                    // callee's first ones (disjoint halves of the stack).
+                    let (cur, next) = self.stack.split_at_mut(new_base);
+                    let cur = &cur[base..];
+                    for (dst, &r) in next.iter_mut().zip(prog.reglist(args)) {
+                        let v = cur[r as usize];
+                        if let Value::Ref(_) = v {
+                            tri!(self.heap.retain(v));
+                        }
+                        *dst = v;
                     }
-                    let top = self.frames.len() - 1;
-                    self.frames[top].pc = pc as u32;
+                    if let Some(top) = self.frames.last_mut() {
+                        top.pc = pc as u32;
+                    }
                     self.frames.push(Frame { func: f, pc: 0, base: new_base as u32, dst: d });
                     fi = f;
                     func = callee;
