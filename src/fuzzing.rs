@@ -259,6 +259,28 @@ pub fn fuzz_limits() -> Limits {
     Limits { max_steps: Some(20_000), max_depth: 200 }
 }
 
+/// Standard output for oracle runs: at most [`OUTPUT_CAP`] bytes, then a
+/// write error (which the VM reports as a runtime error), so a program that
+/// prints a growing list every step stays cheap to check.
+#[derive(Default)]
+pub struct CappedOutput(pub Vec<u8>);
+
+/// See [`CappedOutput`].
+pub const OUTPUT_CAP: usize = 64 << 10;
+
+impl std::io::Write for CappedOutput {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.0.len() + buf.len() > OUTPUT_CAP {
+            return Err(std::io::Error::other("output cap for oracle runs reached"));
+        }
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Runs a loaded program under limits with `heap`; returns the VM's heap
 /// after the run (every frame released), or the heap verifier's complaint.
 /// With `verify_each_step`, the verifier runs after every instruction.
@@ -269,7 +291,7 @@ pub fn run_checked<A: Allocator>(
 ) -> std::result::Result<(Heap<A>, String), String> {
     let mut vm = Vm::new(prog, heap, fuzz_limits());
     vm.set_verify_each_step(verify_each_step);
-    let mut out = Vec::new();
+    let mut out = CappedOutput::default();
     let r = vm.run(&mut out);
     if let Err(e) = &r {
         if e.message.starts_with("heap verifier") {
@@ -279,7 +301,7 @@ pub fn run_checked<A: Allocator>(
     vm.verify_heap().map_err(|e| format!("after the run: {e}"))?;
     let mut heap = vm.into_heap();
     heap.verify(std::iter::empty()).map_err(|e| format!("after the run: {e}"))?;
-    Ok((heap, String::from_utf8_lossy(&out).into_owned()))
+    Ok((heap, String::from_utf8_lossy(&out.0).into_owned()))
 }
 
 /// Oracle for execution: the heap verifier holds after every instruction
@@ -316,10 +338,10 @@ fn outcome(prog: &crate::bytecode::Program, verify_each_step: bool) -> (String, 
     let heap = Heap::new(crate::mem::alloc::PoolAllocator::new(), 1 << 24);
     let mut vm = Vm::new(prog, heap, fuzz_limits());
     vm.set_verify_each_step(verify_each_step);
-    let mut out = Vec::new();
+    let mut out = CappedOutput::default();
     let err = vm.run(&mut out).err().map(|e| e.message);
     let s = vm.heap().object_stats();
-    (String::from_utf8_lossy(&out).into_owned(), err, vm.instructions(), s.allocated, s.alive)
+    (String::from_utf8_lossy(&out.0).into_owned(), err, vm.instructions(), s.allocated, s.alive)
 }
 
 /// The `load` fuzz target's input as a bytecode file. Inputs that already

@@ -28,7 +28,7 @@ use std::io::Write;
 const WINDOW: usize = 256;
 
 /// See [`Vm::set_verify_each_step`].
-pub const VERIFY_BYTES_PER_STEP: usize = 4096;
+pub const VERIFY_BYTES_PER_STEP: usize = 1024;
 
 /// Limits on a run (`--max-steps`, `--max-depth`).
 #[derive(Clone, Copy, Debug)]
