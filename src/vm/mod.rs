@@ -324,14 +324,14 @@ impl<'p, A: Allocator> Vm<'p, A> {
                 }
                 regs = window!();
             }
-            let ins = code[pc];
+            let ins: &Instr = &code[pc];
             pc += 1;
             if fuel <= 0 {
                 break 'run budget_exhausted(budget);
             }
             fuel -= 1;
             if SLOW {
-                pending = Some(Traced { func: fi, pc: pc as u32 - 1, base: base as u32, ins, returned: false });
+                pending = Some(Traced { func: fi, pc: pc as u32 - 1, base: base as u32, ins: *ins, returned: false });
             }
             macro_rules! site {
                 () => {
@@ -465,7 +465,7 @@ impl<'p, A: Allocator> Vm<'p, A> {
                 }};
             }
 
-            match ins {
+            match *ins {
                 Instr::LiI { d, i } => set!(d, Value::Int(i as i64)),
                 Instr::LiW { d, w } => set!(d, Value::Int(ints[w as usize])),
                 Instr::Mov { d, s } => {
@@ -574,7 +574,7 @@ impl<'p, A: Allocator> Vm<'p, A> {
                     regs = window!();
                 }
                 Instr::Ret0 {} | Instr::Ret { .. } => {
-                    let v = match ins {
+                    let v = match *ins {
                         Instr::Ret { s } => std::mem::take(&mut regs[s as usize]),
                         _ => Value::Nil,
                     };
