@@ -82,6 +82,15 @@ pub struct Vm<'p, A: Allocator> {
     fused: Vec<Vec<Instr>>,
 }
 
+/// A function as calls and returns see it (built once per run).
+struct FnRt<'c> {
+    /// The code that runs: the fused copy, or the original when slow.
+    code: &'c [Instr],
+    /// Its first global site number.
+    site_base: u32,
+    frame_size: u32,
+}
+
 /// What the trace printer needs to know about the instruction that ran.
 #[derive(Clone, Copy)]
 struct Traced {
@@ -272,7 +281,6 @@ impl<'p, A: Allocator> Vm<'p, A> {
         let prog: &'p Program = self.prog;
         let ints = &prog.ints[..];
         let mut fi = self.frames[0].func;
-        let mut func = &prog.funcs[fi as usize];
         // The fast loop runs the fused copy; the slow one (trace, per-step
         // verification) the verified code itself, one instruction at a time.
         let code_of = |f: u16| -> &[Instr] {
@@ -282,10 +290,20 @@ impl<'p, A: Allocator> Vm<'p, A> {
                 &fused[f as usize]
             }
         };
-        let mut code: &[Instr] = code_of(fi);
+        // What a call or return needs about a function, in one place.
+        let fns: Vec<FnRt> = (0..prog.funcs.len())
+            .map(|f| FnRt {
+                code: code_of(f as u16),
+                site_base: self.site_base[f],
+                frame_size: prog.funcs[f].frame_size as u32,
+            })
+            .collect();
+        let max_depth = self.limits.max_depth;
+        let mut code: &[Instr] = fns[fi as usize].code;
+        let mut frame_size = fns[fi as usize].frame_size as usize;
         let mut pc: usize = 0;
         let mut base: usize = 0;
-        let mut site_base = self.site_base[fi as usize];
+        let mut site_base = fns[fi as usize].site_base;
         let budget = self.limits.max_steps.unwrap_or(u64::MAX);
         // Fuel: instructions the budget still allows. An instruction that
         // finds none left does not run; the error points at it, and exactly
@@ -538,14 +556,14 @@ impl<'p, A: Allocator> Vm<'p, A> {
                     }
                 }
                 Instr::Call { d, f, args } => {
-                    if self.frames.len() >= self.limits.max_depth {
+                    if self.frames.len() >= max_depth {
                         break 'run Fault::Msg(format!(
                             "call depth exceeds {} (--max-depth): runaway recursion?",
                             self.limits.max_depth
                         ));
                     }
-                    let callee = &prog.funcs[f as usize];
-                    let new_base = base + func.frame_size as usize;
+                    let callee = &fns[f as usize];
+                    let new_base = base + frame_size;
                     if self.stack.len() < new_base + WINDOW {
                         let want = (new_base + WINDOW).max(self.stack.len() * 2);
                         self.stack.resize(want, Value::Nil);
@@ -566,11 +584,11 @@ impl<'p, A: Allocator> Vm<'p, A> {
                     }
                     self.frames.push(Frame { func: f, pc: 0, base: new_base as u32, dst: d });
                     fi = f;
-                    func = callee;
-                    code = code_of(f);
+                    code = callee.code;
+                    frame_size = callee.frame_size as usize;
                     pc = 0;
                     base = new_base;
-                    site_base = self.site_base[f as usize];
+                    site_base = callee.site_base;
                     regs = window!();
                 }
                 Instr::Ret0 {} | Instr::Ret { .. } => {
@@ -579,7 +597,7 @@ impl<'p, A: Allocator> Vm<'p, A> {
                         _ => Value::Nil,
                     };
                     // Scope exit: release the frame's registers.
-                    for r in regs[..func.frame_size as usize].iter_mut() {
+                    for r in regs[..frame_size].iter_mut() {
                         if let old @ Value::Ref(_) = std::mem::take(r) {
                             if let Err(f) = self.heap.release(old, site_base + pc as u32 - 1) {
                                 self.heap.release_quiet(v);
@@ -604,11 +622,12 @@ impl<'p, A: Allocator> Vm<'p, A> {
                         return Ok(Exit::Returned);
                     };
                     fi = caller.func;
-                    func = &prog.funcs[fi as usize];
-                    code = code_of(fi);
+                    let rt = &fns[fi as usize];
+                    code = rt.code;
+                    frame_size = rt.frame_size as usize;
                     pc = caller.pc as usize;
                     base = caller.base as usize;
-                    site_base = self.site_base[fi as usize];
+                    site_base = rt.site_base;
                     regs = window!();
                     if SLOW {
                         pending = Some(Traced {
