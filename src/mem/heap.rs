@@ -424,6 +424,24 @@ impl<A: Allocator> Heap<A> {
 
     #[inline(never)]
     fn store_slow(&mut self, o: Value, k: Value, v: Value, site: Site) -> Result<(), Fault> {
+        // Second fast path: a live reference into a record or list slot
+        // that holds no reference (building a structure): one count added.
+        if let (Value::Ref(h), Value::Int(i), Value::Ref(x)) = (o, k, v) {
+            if self.objs.is_live(h) && self.objs.is_live(x) {
+                if let Some(items) = self.objs.seq_items(h.slot) {
+                    let n = items.len() as i64;
+                    let j = if i < 0 { i + n } else { i };
+                    if (0..n).contains(&j) && !matches!(items[j as usize], Value::Ref(_)) {
+                        let hd = self.objs.hdr_mut(x.slot);
+                        if let Some(rc) = hd.rc.checked_add(1) {
+                            hd.rc = rc;
+                            self.objs.items(h.slot)[j as usize] = v;
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+        }
         let (h, kind) = self.container(o, "store into")?;
         let old = match kind {
             ObjKind::Record | ObjKind::List => {
