@@ -20,7 +20,7 @@
 
 use super::alloc::Allocator;
 use super::heap::{Heap, Site};
-use super::object::{ObjMut, F_MARK, NO_SLOT, UNTRACKED};
+use super::object::{ObjMut, F_MARK, F_TAINTED, NO_SLOT, UNTRACKED};
 use super::value::Value;
 use std::time::Instant;
 
@@ -227,7 +227,7 @@ impl<A: Allocator> Heap<A> {
         if c.counts[0] > c.thresholds[0] && c.thresholds[0] != 0 && self.gc.enabled && !self.gc.collecting {
             self.consult_policy();
         }
-        self.objs.hdr_mut(slot).set_gen(0);
+        // New containers come out of `Objects` in generation 0 already.
         self.list_append(0, slot);
     }
 
@@ -240,23 +240,38 @@ impl<A: Allocator> Heap<A> {
         }
     }
 
-    /// Stops tracking a container that is being freed.
-    pub(crate) fn gc_untrack(&mut self, slot: u32) {
-        let h = self.objs.hdr(slot);
+    /// Stops tracking an object that is being freed (nothing for strings
+    /// and objects already untracked). Returns whether the object is
+    /// tainted (see `F_TAINTED`), read from the same header visit.
+    #[inline(always)]
+    pub(crate) fn gc_untrack(&mut self, slot: u32) -> bool {
+        let h = self.objs.hdr_mut(slot);
+        let tainted = h.flag(F_TAINTED);
         let l = if h.flag(F_UNREACH) {
             UNREACH
         } else if h.gen() == UNTRACKED {
-            return;
+            return tainted;
         } else {
             h.gen() as usize
         };
-        self.list_unlink(l, slot);
-        let h = self.objs.hdr_mut(slot);
+        let (prev, next) = (h.gc_prev, h.gc_next);
         h.set_gen(UNTRACKED);
         h.set_flag(F_UNREACH, false);
-        if self.gc.counters.counts[0] > 0 {
-            self.gc.counters.counts[0] -= 1;
+        let list = &mut self.gc.lists[l];
+        if prev == NO_SLOT {
+            list.head = next;
+        } else {
+            self.objs.hdr_mut(prev).gc_next = next;
         }
+        if next == NO_SLOT {
+            list.tail = prev;
+        } else {
+            self.objs.hdr_mut(next).gc_prev = prev;
+        }
+        list.len -= 1;
+        let c = &mut self.gc.counters.counts[0];
+        *c = c.saturating_sub(1);
+        tainted
     }
 
     /// Collects generations `0..=gen`; returns the number of unreachable

@@ -201,11 +201,7 @@ impl<A: Allocator> Heap<A> {
 
     #[inline(always)]
     fn free_one(&mut self, slot: u32, site: Site, work: &mut Vec<Value>) {
-        let hdr = self.objs.hdr(slot);
-        let tainted = hdr.flag(F_TAINTED);
-        if hdr.kind().is_container() {
-            self.gc_untrack(slot);
-        }
+        let tainted = self.gc_untrack(slot);
         let id = self.objs.free(slot, work);
         self.stats.freed_by_refcount += 1;
         if tainted {

@@ -655,33 +655,37 @@ impl<A: Allocator> Objects<A> {
     /// `children` (their counts pass to the caller), releases its blocks and
     /// marks the slot free. Returns the id it had.
     pub fn free(&mut self, slot: u32, children: &mut Vec<Value>) -> u32 {
-        let p = self.ptr(slot);
-        let kind = self.hdr(slot).kind;
-        let body = self.body(slot);
-        // SAFETY: the object is live; we read its body, move its values out
-        // and give each block back to the allocator with the size it was
-        // allocated with. The slot is cleared below, so nothing can reach
-        // the freed memory again.
+        let s = &mut self.slots[slot as usize];
+        let Some(p) = s.ptr else { panic!("object slot {slot} is free") };
+        let id = s.id;
+        *s = Slot { ptr: None, id: 0, aux: self.free_slot };
+        self.free_slot = slot;
+        self.live -= 1;
+        // SAFETY: the slot held `p`, so the object is live (the slot is now
+        // cleared, so nothing else can reach it): we read its header and
+        // body, move its values out and give each block back to the
+        // allocator with the size it was allocated with.
         unsafe {
+            let hdr = p.as_ptr();
+            let (kind, n) = ((*hdr).kind, (*hdr).len16 as usize);
+            let body = hdr.cast::<u8>().add(HDR);
             let size = match kind {
                 ObjKind::Record => {
-                    let n = self.hdr(slot).len16 as usize;
-                    let vals = body.cast::<Value>();
-                    for i in 0..n {
-                        if let v @ Value::Ref(_) = vals.add(i).read() {
-                            children.push(v);
+                    for v in std::slice::from_raw_parts(body.cast::<Value>(), n) {
+                        if let Value::Ref(_) = v {
+                            children.push(*v);
                         }
                     }
                     HDR + n * VAL
                 }
                 ObjKind::List => {
                     let lb = body.cast::<ListBody>().read();
-                    for i in 0..lb.len as usize {
-                        if let v @ Value::Ref(_) = lb.buf.add(i).read() {
-                            children.push(v);
-                        }
-                    }
                     if let Some(buf) = NonNull::new(lb.buf) {
+                        for v in std::slice::from_raw_parts(buf.as_ptr(), lb.len as usize) {
+                            if let Value::Ref(_) = v {
+                                children.push(*v);
+                            }
+                        }
                         self.alloc.free(buf.cast(), lb.cap as usize * VAL);
                     }
                     HDR + std::mem::size_of::<ListBody>()
@@ -693,18 +697,10 @@ impl<A: Allocator> Objects<A> {
                     self.dict_bytes -= db.charged;
                     HDR + std::mem::size_of::<DictBody>()
                 }
-                ObjKind::Str => {
-                    let len = (*body.cast::<StrBody>()).len as usize;
-                    HDR + std::mem::size_of::<StrBody>() + len
-                }
+                ObjKind::Str => HDR + std::mem::size_of::<StrBody>() + (*body.cast::<StrBody>()).len as usize,
             };
             self.alloc.free(p.cast(), size);
         }
-        let s = &mut self.slots[slot as usize];
-        let id = s.id;
-        *s = Slot { ptr: None, id: 0, aux: self.free_slot };
-        self.free_slot = slot;
-        self.live -= 1;
         id
     }
 }
