@@ -415,11 +415,16 @@ impl<A: Allocator> Heap<A> {
                 }
             }
         }
+        if let Value::Ref(_) = v {
+            return self.store_ref(o, k, v, site);
+        }
         self.store_slow(o, k, v, site)
     }
 
+    /// `store` of a reference: a small function of its own (the general
+    /// path's frame is large), falling back to the general path.
     #[inline(never)]
-    fn store_slow(&mut self, o: Value, k: Value, v: Value, site: Site) -> Result<(), Fault> {
+    fn store_ref(&mut self, o: Value, k: Value, v: Value, site: Site) -> Result<(), Fault> {
         // Second fast path: a live reference into a record or list slot
         // that holds no reference (building a structure): one count added.
         if let (Value::Ref(h), Value::Int(i), Value::Ref(x)) = (o, k, v) {
@@ -431,13 +436,20 @@ impl<A: Allocator> Heap<A> {
                         let hd = self.objs.hdr_mut(x.slot);
                         if let Some(rc) = hd.rc.checked_add(1) {
                             hd.rc = rc;
-                            self.objs.items(h.slot)[j as usize] = v;
+                            if let Some(items) = self.objs.seq_items(h.slot) {
+                                items[j as usize] = v;
+                            }
                             return Ok(());
                         }
                     }
                 }
             }
         }
+        self.store_slow(o, k, v, site)
+    }
+
+    #[inline(never)]
+    fn store_slow(&mut self, o: Value, k: Value, v: Value, site: Site) -> Result<(), Fault> {
         let (h, kind) = self.container(o, "store into")?;
         let old = match kind {
             ObjKind::Record | ObjKind::List => {
