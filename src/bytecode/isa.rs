@@ -213,7 +213,7 @@ macro_rules! for_each_op {
             GcThreshold = 0x73, "gcthreshold" { t0: T, t1: T, t2: T } "set the thresholds (T0 = 0: automatic collection off)";
             GcCount = 0x74, "gccount" { d: D, g: G } "rD = the count of generation G";
 
-            IncLtJnz = 0xf0, "(fused)" { d: D, i: I } "internal: `add rD, rD, IMM` fused with the `lt`/`jnz` pair after it";
+            IncLtJnz = 0xf0, "(fused)" { d: D, y: R, back: G, lim: I } "internal: `add rD, rD, 1; lt rY, rD, LIM; jnz rY, T` in one dispatch, T being BACK instructions before it";
         }
     };
 }

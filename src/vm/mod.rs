@@ -759,36 +759,30 @@ impl<'p, A: Allocator> Vm<'p, A> {
                     set!(d, Value::Int(n as i64))
                 }
 
-                // `add rX, rX, K; lt rY, rX, L; jnz rY, T` in one dispatch
-                // (see `fuse`). The `lt` and `jnz` are still in place after
-                // it, read here for L, Y and T. Anything unusual (not an
-                // int, overflow, rY holding a reference) runs the `add`
-                // alone and lets the next two execute normally, as does a
-                // budget with fewer than the three instructions left.
-                Instr::IncLtJnz { d: x, i: k } => {
-                    let (Instr::LtRI { d: y, i: lim, .. }, Instr::Jnz { t, .. }) = (code[pc], code[pc + 1]) else {
-                        unreachable!("fuse() only emits IncLtJnz before lt/jnz")
-                    };
-                    match regs[x as usize] {
-                        Value::Int(xv) if fuel >= 2 && !matches!(regs[y as usize], Value::Ref(_)) => {
-                            match xv.checked_add(k as i64) {
-                                Some(nx) => {
-                                    regs[x as usize] = Value::Int(nx);
-                                    let r = nx < lim as i64;
-                                    regs[y as usize] = Value::Int(r as i64);
-                                    fuel -= 2;
-                                    if r {
-                                        pc = t as usize;
-                                    } else {
-                                        pc += 2;
-                                    }
-                                }
-                                None => break 'run arith_fault("add", xv, k as i64),
+                // `add rX, rX, 1; lt rY, rX, L; jnz rY, T` in one dispatch
+                // (see `fuse`), all operands inline. Anything unusual (not
+                // an int, overflow, rY holding a reference) runs the `add`
+                // alone and lets the `lt` and `jnz`, still in place after
+                // it, execute normally, as does a budget with fewer than the
+                // three instructions left.
+                Instr::IncLtJnz { d: x, y, back, lim } => match regs[x as usize] {
+                    Value::Int(xv) if fuel >= 2 && !matches!(regs[y as usize], Value::Ref(_)) => {
+                        match xv.checked_add(1) {
+                            Some(nx) => {
+                                regs[x as usize] = Value::Int(nx);
+                                let r = nx < lim as i64;
+                                regs[y as usize] = Value::Int(r as i64);
+                                fuel -= 2;
+                                // A branch, not a select: the taken side is
+                                // predictable, and a select would make the next
+                                // fetch wait for the compare.
+                                pc = if r { pc - 1 - back as usize } else { loop_exit(pc) };
                             }
+                            None => break 'run arith_fault("add", xv, 1),
                         }
-                        _ => add!(x, x, imm k as i64),
                     }
-                }
+                    _ => add!(x, x, imm 1),
+                },
             }
         };
         // An error: remember where each frame stood.
@@ -846,22 +840,33 @@ fn retain_ref<A: Allocator>(heap: &mut Heap<A>, v: Value) -> Result<(), Fault> {
     heap.retain(v)
 }
 
-/// Builds the execution copy of a function's code: the loop tail
-/// `add rX, rX, K; lt rY, rX, L; jnz rY, T` (a counted loop, Lua's
-/// `FORLOOP`) becomes `IncLtJnz` at the `add`, leaving the `lt` and `jnz`
-/// in place so that jumps into the middle still land on real instructions
-/// and the handler can read L, Y and T from them. Instruction counts,
-/// `--max-steps` and errors are as if the three ran one by one.
+/// Builds the execution copy of a function's code: the counted-loop tail
+/// `add rX, rX, 1; lt rY, rX, L; jnz rY, T` (Lua's `FORLOOP`), with L an
+/// inline immediate and T at most 255 instructions back, becomes
+/// `IncLtJnz` at the `add`, carrying Y, L and the distance to T. The `lt`
+/// and `jnz` stay in place, so jumps into the middle still land on real
+/// instructions. Instruction counts, `--max-steps` and errors are as if
+/// the three ran one by one.
 pub(crate) fn fuse(code: &[Instr]) -> Vec<Instr> {
     let mut out = code.to_vec();
     for (pc, w) in code.windows(3).enumerate() {
-        if let [Instr::AddRI { d, a, i }, Instr::LtRI { d: y, a: x, .. }, Instr::Jnz { s, .. }] = *w {
-            if d == a && x == d && s == y {
-                out[pc] = Instr::IncLtJnz { d, i };
+        if let [Instr::AddRI { d, a, i: 1 }, Instr::LtRI { d: y, a: x, i: lim }, Instr::Jnz { s, t }] = *w {
+            if d == a && x == d && s == y && (t as usize) <= pc {
+                if let Ok(back) = u8::try_from(pc - t as usize) {
+                    out[pc] = Instr::IncLtJnz { d, y, back, lim };
+                }
             }
         }
     }
     out
+}
+
+/// The fall-through of a fused loop tail (past the `lt` and `jnz`); cold,
+/// so that the compiler branches instead of selecting.
+#[cold]
+#[inline(never)]
+fn loop_exit(pc: usize) -> usize {
+    pc + 2
 }
 
 #[cold]
@@ -914,21 +919,29 @@ mod tests {
     fn fused_loop_tails_behave_like_the_instructions_they_replace() {
         let cases = [
             "li r0, 0\nli r1, 0\ntop: add r1, r1, r0\nadd r0, r0, 1\nlt r2, r0, 100\njnz r2, top\nprint r0, r1, r2",
-            "li r0, 0\ntop: add r0, r0, 2\nlt r0, r0, 7\njnz r0, top\nprint r0",
+            "li r0, 0\ntop: add r0, r0, 1\nlt r0, r0, 7\njnz r0, top\nprint r0",
             "li r0, 0\nlist r2\ntop: add r0, r0, 1\nlt r2, r0, 3\njnz r2, top\nprint r0, r2",
-            "str r0, \"a\"\nli r2, 0\nadd r0, r0, 1\nlt r2, r0, 3\njnz r2, end\nend: print r0",
+            "str r0, \"a\"\nli r2, 0\ntop: add r0, r0, 1\nlt r2, r0, 3\njnz r2, top\nprint r0",
             "li r0, 9223372036854775806\ntop: add r0, r0, 1\nlt r2, r0, 3\njnz r2, top\nprint r0",
             "li r0, 0\njmp mid\ntop: add r0, r0, 1\nmid: lt r2, r0, 5\njnz r2, top\nprint r0",
             "li r0, 0\ntop: add r0, r0, 1\nlt r2, r0, 1000000\njnz r2, top\nprint r0",
         ];
-        for text in cases {
+        // The farthest target that fuses: 255 instructions back.
+        let farthest =
+            format!("li r0, 0\ntop: {}add r0, r0, 1\nlt r2, r0, 3\njnz r2, top\nprint r0", "li r1, 1\n".repeat(255));
+        for text in cases.iter().copied().chain([farthest.as_str()]) {
             let loaded = crate::load("t.asm", text.as_bytes()).unwrap();
             let fused = fuse(&loaded.program.funcs[loaded.program.main as usize].code);
             assert!(fused.iter().any(|i| matches!(i, Instr::IncLtJnz { .. })), "not fused:\n{text}");
             crate::fuzzing::check_execute(text, false).unwrap_or_else(|e| panic!("{e}\n{text}"));
         }
-        // A wide limit or a different register breaks the pattern.
+        // A wide limit, a step other than 1, a forward or distant target or
+        // a different register breaks the pattern.
+        let far = format!("li r0, 0\ntop: {}add r0, r0, 1\nlt r2, r0, 9\njnz r2, top", "li r1, 1\n".repeat(256));
         for text in [
+            "li r0, 0\ntop: add r0, r0, 2\nlt r2, r0, 9\njnz r2, top",
+            "li r0, 0\nadd r0, r0, 1\nlt r2, r0, 9\njnz r2, end\nend: print r0",
+            far.as_str(),
             "li r0, 0\ntop: add r0, r0, 1\nlt r2, r0, 10000000000\njnz r2, top",
             "top: add r0, r1, 1\nlt r2, r0, 1\njnz r2, top",
         ] {
