@@ -392,17 +392,15 @@ impl<A: Allocator> Heap<A> {
         // frees the rest. An object that survives its own clearing (others
         // still refer to it) moves to the old generation until they go.
         let n = self.gc.lists[UNREACH].len;
-        let mut s = self.gc.lists[UNREACH].head;
-        while s != NO_SLOT {
-            self.objs.hdr_mut(s).set_flag(F_MARK, false);
-            s = self.objs.hdr(s).gc_next;
-        }
         let freed_before = self.stats.freed_by_refcount;
         while self.gc.lists[UNREACH].head != NO_SLOT {
             let s = self.gc.lists[UNREACH].head;
             let h = self.objs.handle(s);
-            // Keep the object alive while clearing it.
-            self.objs.hdr_mut(s).rc += 1;
+            // Keep the object alive while clearing it; its collection mark
+            // goes now (nothing that frees looks at it).
+            let hd = self.objs.hdr_mut(s);
+            hd.rc += 1;
+            hd.set_flag(F_MARK, false);
             self.clear_refs(s, site);
             if self.objs.is_live(h) && self.gc.lists[UNREACH].head == s {
                 self.list_unlink(UNREACH, s);
