@@ -1,6 +1,6 @@
 //! The `rcvm` command line. Exit codes: 0 success; 1 runtime error; 2 the
 //! program, bytecode file or command line was rejected; 3 `--check-leaks`
-//! found leaks.
+//! found leaks; 130 interrupted by Ctrl-C (the error names the instruction).
 
 use clap::{Parser, Subcommand, ValueEnum};
 use rcvm::bytecode::disasm::disassemble;
@@ -13,6 +13,8 @@ use rcvm::LoadError;
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(name = "rcvm", version, about = "A register VM with a CPython-style memory subsystem")]
@@ -255,6 +257,17 @@ fn run<A: Allocator>(prog: &Program, src: Option<&str>, args: &RunArgs, mut heap
     if args.trace {
         vm.set_trace(Box::new(std::io::BufWriter::new(std::io::stderr())));
     }
+    // Ctrl-C stops the program with a located runtime error (exit 130,
+    // like CPython's KeyboardInterrupt); a second Ctrl-C, if the VM has
+    // not got there yet (a long collection, say), leaves at once.
+    let interrupt = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&interrupt);
+    let _ = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+    });
+    vm.set_interrupt(interrupt);
     let stdout = std::io::stdout();
     let mut out: Box<dyn Write> = if stdout.is_terminal() {
         Box::new(std::io::LineWriter::new(stdout.lock()))
@@ -285,7 +298,7 @@ fn run<A: Allocator>(prog: &Program, src: Option<&str>, args: &RunArgs, mut heap
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
             eprint_block(&e.render(src));
-            ExitCode::from(1)
+            ExitCode::from(if vm.was_interrupted() { 130 } else { 1 })
         }
     };
     if args.stats || args.stats_json.is_some() {

@@ -240,3 +240,38 @@ fn callers_are_shown_at_their_call() {
     assert!(r.stderr.contains(&format!("0: f at {src}:6:1")), "{}", r.stderr);
     assert!(r.stderr.contains(&format!("1: main at {src}:2:1")), "{}", r.stderr);
 }
+
+/// Ctrl-C (SIGINT) ends a runaway program with a located runtime error,
+/// the call stack and exit 130 (CPython's `KeyboardInterrupt` convention);
+/// the frames are released as after any runtime error.
+#[test]
+fn ctrl_c_stops_a_runaway_program_with_a_location() {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let src = tmp(
+        "spin.asm",
+        b"list r0\ncall r1, spin, r0\n.func spin 1\n    li r1, 0\ntop:\n    add r1, r1, 1\n    jmp top\n.end\n",
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rcvm"))
+        .args(["run", "--stats", &src])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn rcvm");
+    // Let it start and install its handler, then interrupt it.
+    std::thread::sleep(Duration::from_millis(500));
+    let kill = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("run kill");
+    assert!(kill.success());
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(start.elapsed() < Duration::from_secs(20), "rcvm did not stop after SIGINT");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("error: interrupted (Ctrl-C)"), "{stderr}");
+    assert!(stderr.contains(&format!("--> {src}:")), "{stderr}");
+    assert!(stderr.contains("0: spin at") && stderr.contains("1: main at"), "{stderr}");
+    assert!(stderr.contains("alive at exit   0"), "frames released: {stderr}");
+}

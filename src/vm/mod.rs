@@ -23,9 +23,15 @@ use crate::mem::alloc::Allocator;
 use crate::mem::heap::{Fault, Heap, Site};
 use crate::mem::value::Value;
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// Registers visible to one frame.
 const WINDOW: usize = 256;
+
+/// With an interrupt flag set (see [`Vm::set_interrupt`]), the VM looks at
+/// it at least once every this many instructions.
+pub const INTERRUPT_CHECK_STEPS: u64 = 1 << 16;
 
 /// See [`Vm::set_verify_each_step`].
 pub const VERIFY_BYTES_PER_STEP: usize = 1024;
@@ -77,6 +83,10 @@ pub struct Vm<'p, A: Allocator> {
     steps: u64,
     trace: Option<Box<dyn Write + 'p>>,
     verify_each_step: bool,
+    /// Set from outside (a Ctrl-C handler) to stop the run with an error
+    /// at the current instruction; see [`Vm::set_interrupt`].
+    interrupt: Option<Arc<AtomicBool>>,
+    interrupted: bool,
     /// Each function's code with superinstructions fused in (see
     /// [`fuse`]); the fast loop runs these, the slow one the originals.
     fused: Vec<Vec<Instr>>,
@@ -121,6 +131,8 @@ impl<'p, A: Allocator> Vm<'p, A> {
             steps: 0,
             trace: None,
             verify_each_step: false,
+            interrupt: None,
+            interrupted: false,
             fused: prog.funcs.iter().map(|f| fuse(&f.code)).collect(),
         }
     }
@@ -137,6 +149,22 @@ impl<'p, A: Allocator> Vm<'p, A> {
     /// heap stays linear instead of quadratic.
     pub fn set_verify_each_step(&mut self, on: bool) {
         self.verify_each_step = on;
+    }
+
+    /// Lets another thread stop the run: when `flag` becomes true, the VM
+    /// ends within [`INTERRUPT_CHECK_STEPS`] instructions with the runtime
+    /// error "interrupted", located at the instruction it stopped before,
+    /// with every frame released as after any error (the flag is reset).
+    /// `rcvm run` sets it from its Ctrl-C handler, like CPython's
+    /// `KeyboardInterrupt`. The check rides on the `--max-steps` counter,
+    /// so it costs the fast path nothing.
+    pub fn set_interrupt(&mut self, flag: Arc<AtomicBool>) {
+        self.interrupt = Some(flag);
+    }
+
+    /// Whether the last run ended because of the interrupt flag.
+    pub fn was_interrupted(&self) -> bool {
+        self.interrupted
     }
 
     pub fn heap(&self) -> &Heap<A> {
@@ -308,8 +336,11 @@ impl<'p, A: Allocator> Vm<'p, A> {
         // Fuel: instructions the budget still allows. An instruction that
         // finds none left does not run; the error points at it, and exactly
         // `--max-steps` instructions have run.
-        let mut fuel: i64 = budget.saturating_sub(self.steps).min(i64::MAX as u64) as i64;
-        let start_fuel = fuel;
+        // With an interrupt flag, the fuel comes in chunks, and running out
+        // of a chunk (`refuel`) is where the flag is looked at.
+        self.interrupted = false;
+        let mut fuel: i64 = fuel_chunk(self.steps, self.interrupt.is_some(), budget);
+        let mut start_fuel = fuel;
         let mut pending: Option<Traced> = None;
         let mut verify_skip: usize = 0;
         let mut line = String::new();
@@ -345,7 +376,17 @@ impl<'p, A: Allocator> Vm<'p, A> {
             let ins: &Instr = &code[pc];
             pc += 1;
             if fuel <= 0 {
-                break 'run budget_exhausted(budget);
+                match refuel(&mut self.steps, &self.interrupt, &mut self.interrupted, budget, start_fuel - fuel) {
+                    Ok(f) => {
+                        fuel = f;
+                        start_fuel = f;
+                    }
+                    Err(f) => {
+                        fuel = 0;
+                        start_fuel = 0;
+                        break 'run f;
+                    }
+                }
             }
             fuel -= 1;
             if SLOW {
@@ -869,6 +910,39 @@ fn loop_exit(pc: usize) -> usize {
     pc + 2
 }
 
+/// The fuel for the next stretch after `steps` instructions: what the
+/// budget still allows, at most [`INTERRUPT_CHECK_STEPS`] when an interrupt
+/// flag is set.
+fn fuel_chunk(steps: u64, interruptible: bool, budget: u64) -> i64 {
+    let left = budget.saturating_sub(steps);
+    let chunk = if interruptible { left.min(INTERRUPT_CHECK_STEPS) } else { left };
+    chunk.min(i64::MAX as u64) as i64
+}
+
+/// Out of fuel: count the `used` instructions of the stretch, then stop
+/// for an interrupt or the exhausted budget, or hand out the next stretch.
+#[cold]
+#[inline(never)]
+fn refuel(
+    steps: &mut u64,
+    interrupt: &Option<Arc<AtomicBool>>,
+    interrupted: &mut bool,
+    budget: u64,
+    used: i64,
+) -> Result<i64, Fault> {
+    *steps += used as u64;
+    if let Some(flag) = interrupt {
+        if flag.swap(false, Ordering::Relaxed) {
+            *interrupted = true;
+            return Err(Fault::Msg("interrupted (Ctrl-C)".into()));
+        }
+    }
+    match fuel_chunk(*steps, interrupt.is_some(), budget) {
+        0 => Err(budget_exhausted(budget)),
+        f => Ok(f),
+    }
+}
+
 #[cold]
 #[inline(never)]
 fn budget_exhausted(budget: u64) -> Fault {
@@ -948,6 +1022,39 @@ mod tests {
             let loaded = crate::load("t.asm", text.as_bytes()).unwrap();
             let code = &loaded.program.funcs[loaded.program.main as usize].code;
             assert_eq!(&fuse(code), code);
+        }
+    }
+
+    fn spin_vm(prog: &Program, max_steps: Option<u64>) -> Vm<'_, crate::mem::alloc::PoolAllocator> {
+        let heap = Heap::new(crate::mem::alloc::PoolAllocator::new(), usize::MAX);
+        Vm::new(prog, heap, Limits { max_steps, max_depth: 100 })
+    }
+
+    /// A raised interrupt flag stops the run within one check interval with
+    /// a located error, resets the flag, releases the frames; a budget
+    /// larger than the interval stays exact when the flag is installed.
+    #[test]
+    fn interrupt_flag_stops_the_run_and_budgets_stay_exact() {
+        let text = "list r0\ncall r1, spin, r0\n.func spin 1\nli r1, 0\ntop: add r1, r1, 1\njmp top\n.end";
+        let loaded = crate::load("t.asm", text.as_bytes()).unwrap();
+        let flag = Arc::new(AtomicBool::new(true));
+        let mut vm = spin_vm(&loaded.program, None);
+        vm.set_interrupt(Arc::clone(&flag));
+        let err = vm.run(&mut Vec::new()).unwrap_err();
+        assert_eq!(err.message, "interrupted (Ctrl-C)");
+        assert!(vm.was_interrupted() && !flag.load(Ordering::Relaxed));
+        assert_eq!(vm.instructions(), INTERRUPT_CHECK_STEPS);
+        assert_eq!(err.frames.len(), 2, "spin and main");
+        assert_eq!(vm.heap().objects().live(), 0, "frames released");
+        // Not raised: the budget ends the run after exactly max_steps,
+        // across several check intervals.
+        for steps in [3 * INTERRUPT_CHECK_STEPS + 7, INTERRUPT_CHECK_STEPS, 5] {
+            let mut vm = spin_vm(&loaded.program, Some(steps));
+            vm.set_interrupt(Arc::new(AtomicBool::new(false)));
+            let err = vm.run(&mut Vec::new()).unwrap_err();
+            assert!(err.message.contains("--max-steps"), "{}", err.message);
+            assert!(!vm.was_interrupted());
+            assert_eq!(vm.instructions(), steps);
         }
     }
 
