@@ -133,7 +133,7 @@ impl<'p, A: Allocator> Vm<'p, A> {
             verify_each_step: false,
             interrupt: None,
             interrupted: false,
-            fused: prog.funcs.iter().map(|f| fuse(&f.code)).collect(),
+            fused: prog.funcs.iter().map(|f| fuse(&f.code, prog)).collect(),
         }
     }
 
@@ -524,6 +524,47 @@ impl<'p, A: Allocator> Vm<'p, A> {
                 }};
             }
 
+            // A call: check the depth, make room for the callee's window,
+            // copy the arguments, push the frame and switch to the callee.
+            macro_rules! call {
+                ($d:expr, $f:expr, $args:expr) => {{
+                    let (d, f) = ($d, $f);
+                    if self.frames.len() >= max_depth {
+                        break 'run Fault::Msg(format!(
+                            "call depth exceeds {} (--max-depth): runaway recursion?",
+                            self.limits.max_depth
+                        ));
+                    }
+                    let callee = &fns[f as usize];
+                    let new_base = base + frame_size;
+                    if self.stack.len() < new_base + WINDOW {
+                        let want = (new_base + WINDOW).max(self.stack.len() * 2);
+                        self.stack.resize(want, Value::Nil);
+                    }
+                    // Arguments: from the caller's registers into the
+                    // callee's first ones (disjoint halves of the stack).
+                    let (cur, next) = self.stack.split_at_mut(new_base);
+                    let cur = &cur[base..];
+                    for (dst, &r) in next.iter_mut().zip($args.iter()) {
+                        let v = cur[r as usize];
+                        if let Value::Ref(_) = v {
+                            tri!(self.heap.retain(v));
+                        }
+                        *dst = v;
+                    }
+                    if let Some(top) = self.frames.last_mut() {
+                        top.pc = pc as u32;
+                    }
+                    self.frames.push(Frame { func: f, pc: 0, base: new_base as u32, dst: d });
+                    fi = f;
+                    code = callee.code;
+                    frame_size = callee.frame_size as usize;
+                    pc = 0;
+                    base = new_base;
+                    site_base = callee.site_base;
+                    regs = window!();
+                }};
+            }
             match *ins {
                 Instr::LiI { d, i } => set!(d, Value::Int(i as i64)),
                 Instr::LiW { d, w } => set!(d, Value::Int(ints[w as usize])),
@@ -596,42 +637,8 @@ impl<'p, A: Allocator> Vm<'p, A> {
                         pc = t as usize
                     }
                 }
-                Instr::Call { d, f, args } => {
-                    if self.frames.len() >= max_depth {
-                        break 'run Fault::Msg(format!(
-                            "call depth exceeds {} (--max-depth): runaway recursion?",
-                            self.limits.max_depth
-                        ));
-                    }
-                    let callee = &fns[f as usize];
-                    let new_base = base + frame_size;
-                    if self.stack.len() < new_base + WINDOW {
-                        let want = (new_base + WINDOW).max(self.stack.len() * 2);
-                        self.stack.resize(want, Value::Nil);
-                    }
-                    // Arguments: from the caller's registers into the
-                    // callee's first ones (disjoint halves of the stack).
-                    let (cur, next) = self.stack.split_at_mut(new_base);
-                    let cur = &cur[base..];
-                    for (dst, &r) in next.iter_mut().zip(prog.reglist(args)) {
-                        let v = cur[r as usize];
-                        if let Value::Ref(_) = v {
-                            tri!(self.heap.retain(v));
-                        }
-                        *dst = v;
-                    }
-                    if let Some(top) = self.frames.last_mut() {
-                        top.pc = pc as u32;
-                    }
-                    self.frames.push(Frame { func: f, pc: 0, base: new_base as u32, dst: d });
-                    fi = f;
-                    code = callee.code;
-                    frame_size = callee.frame_size as usize;
-                    pc = 0;
-                    base = new_base;
-                    site_base = callee.site_base;
-                    regs = window!();
-                }
+                Instr::Call { d, f, args } => call!(d, f, prog.reglist(args)),
+                Instr::Call1 { d, f, a } => call!(d, f, [a]),
                 Instr::Ret0 {} | Instr::Ret { .. } => {
                     let v = match *ins {
                         Instr::Ret { s } => std::mem::take(&mut regs[s as usize]),
@@ -888,8 +895,16 @@ fn retain_ref<A: Allocator>(heap: &mut Heap<A>, v: Value) -> Result<(), Fault> {
 /// and `jnz` stay in place, so jumps into the middle still land on real
 /// instructions. Instruction counts, `--max-steps` and errors are as if
 /// the three ran one by one.
-pub(crate) fn fuse(code: &[Instr]) -> Vec<Instr> {
+pub(crate) fn fuse(code: &[Instr], prog: &Program) -> Vec<Instr> {
     let mut out = code.to_vec();
+    // A call with one argument carries it inline (no register list).
+    for ins in out.iter_mut() {
+        if let Instr::Call { d, f, args } = *ins {
+            if let [a] = *prog.reglist(args) {
+                *ins = Instr::Call1 { d, f, a };
+            }
+        }
+    }
     for (pc, w) in code.windows(3).enumerate() {
         if let [Instr::AddRI { d, a, i: 1 }, Instr::LtRI { d: y, a: x, i: lim }, Instr::Jnz { s, t }] = *w {
             if d == a && x == d && s == y && (t as usize) <= pc {
@@ -1005,7 +1020,7 @@ mod tests {
             format!("li r0, 0\ntop: {}add r0, r0, 1\nlt r2, r0, 3\njnz r2, top\nprint r0", "li r1, 1\n".repeat(255));
         for text in cases.iter().copied().chain([farthest.as_str()]) {
             let loaded = crate::load("t.asm", text.as_bytes()).unwrap();
-            let fused = fuse(&loaded.program.funcs[loaded.program.main as usize].code);
+            let fused = fuse(&loaded.program.funcs[loaded.program.main as usize].code, &loaded.program);
             assert!(fused.iter().any(|i| matches!(i, Instr::IncLtJnz { .. })), "not fused:\n{text}");
             crate::fuzzing::check_execute(text, false).unwrap_or_else(|e| panic!("{e}\n{text}"));
         }
@@ -1021,7 +1036,27 @@ mod tests {
         ] {
             let loaded = crate::load("t.asm", text.as_bytes()).unwrap();
             let code = &loaded.program.funcs[loaded.program.main as usize].code;
-            assert_eq!(&fuse(code), code);
+            assert_eq!(&fuse(code, &loaded.program), code);
+        }
+    }
+
+    /// One-argument calls carry their argument inline in the execution
+    /// copy; with a reference argument, a depth error or a use of a freed
+    /// object they behave as the plain call (the checked run).
+    #[test]
+    fn one_argument_calls_behave_like_calls() {
+        let cases = [
+            "li r0, 5\ncall r1, f, r0\nprint r1\n.func f 1\nadd r0, r0, 1\nret r0\n.end",
+            "new r0, 1\ncall r1, f, r0\nrefcount r2, r0\nprint r1, r2\n.func f 1\nrefcount r1, r0\nret r1\n.end",
+            "li r0, 1\ncall r1, f, r0\n.func f 1\ncall r0, f, r0\nret r0\n.end",
+            "new r0, 1\ndecref r0\ncall r1, f, r0\n.func f 1\nret r0\n.end",
+            "li r0, 1\nli r1, 2\ncall r2, g, r0, r1\nprint r2\n.func g 2\nadd r0, r0, r1\nret r0\n.end",
+        ];
+        for (i, text) in cases.iter().enumerate() {
+            let loaded = crate::load("t.asm", text.as_bytes()).unwrap();
+            let fused = fuse(&loaded.program.funcs[loaded.program.main as usize].code, &loaded.program);
+            assert_eq!(fused.iter().any(|i| matches!(i, Instr::Call1 { .. })), i < 4, "{text}");
+            crate::fuzzing::check_execute(text, true).unwrap_or_else(|e| panic!("{e}\n{text}"));
         }
     }
 
