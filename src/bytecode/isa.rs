@@ -213,7 +213,8 @@ macro_rules! for_each_op {
             GcThreshold = 0x73, "gcthreshold" { t0: T, t1: T, t2: T } "set the thresholds (T0 = 0: automatic collection off)";
             GcCount = 0x74, "gccount" { d: D, g: G } "rD = the count of generation G";
 
-            Call1 = 0xef, "(fused)" { d: D, f: F, a: R } "internal: `call rD, FUNC, rA` with its one argument inline";
+            Call1 = 0xee, "(fused)" { d: D, f: F, a: R } "internal: `call rD, FUNC, rA` with its one argument inline";
+            Call2 = 0xef, "(fused)" { d: D, f: F, a: R, b: R } "internal: `call rD, FUNC, rA, rB` with its two arguments inline";
             IncLtJnz = 0xf0, "(fused)" { d: D, y: R, back: G, lim: I } "internal: `add rD, rD, 1; lt rY, rD, LIM; jnz rY, T` in one dispatch, T being BACK instructions before it";
         }
     };

@@ -639,6 +639,7 @@ impl<'p, A: Allocator> Vm<'p, A> {
                 }
                 Instr::Call { d, f, args } => call!(d, f, prog.reglist(args)),
                 Instr::Call1 { d, f, a } => call!(d, f, [a]),
+                Instr::Call2 { d, f, a, b } => call!(d, f, [a, b]),
                 Instr::Ret0 {} | Instr::Ret { .. } => {
                     let v = match *ins {
                         Instr::Ret { s } => std::mem::take(&mut regs[s as usize]),
@@ -900,8 +901,10 @@ pub(crate) fn fuse(code: &[Instr], prog: &Program) -> Vec<Instr> {
     // A call with one argument carries it inline (no register list).
     for ins in out.iter_mut() {
         if let Instr::Call { d, f, args } = *ins {
-            if let [a] = *prog.reglist(args) {
-                *ins = Instr::Call1 { d, f, a };
+            match *prog.reglist(args) {
+                [a] => *ins = Instr::Call1 { d, f, a },
+                [a, b] => *ins = Instr::Call2 { d, f, a, b },
+                _ => {}
             }
         }
     }
@@ -1040,7 +1043,7 @@ mod tests {
         }
     }
 
-    /// One-argument calls carry their argument inline in the execution
+    /// One- and two-argument calls carry them inline in the execution
     /// copy; with a reference argument, a depth error or a use of a freed
     /// object they behave as the plain call (the checked run).
     #[test]
@@ -1051,11 +1054,14 @@ mod tests {
             "li r0, 1\ncall r1, f, r0\n.func f 1\ncall r0, f, r0\nret r0\n.end",
             "new r0, 1\ndecref r0\ncall r1, f, r0\n.func f 1\nret r0\n.end",
             "li r0, 1\nli r1, 2\ncall r2, g, r0, r1\nprint r2\n.func g 2\nadd r0, r0, r1\nret r0\n.end",
+            "li r0, 1\nli r1, 2\nli r2, 3\ncall r3, h, r0, r1, r2\nprint r3\n.func h 3\nadd r0, r0, r2\nret r0\n.end",
+            "call r3, z\nprint r3\n.func z 0\nli r0, 7\nret r0\n.end",
         ];
         for (i, text) in cases.iter().enumerate() {
             let loaded = crate::load("t.asm", text.as_bytes()).unwrap();
             let fused = fuse(&loaded.program.funcs[loaded.program.main as usize].code, &loaded.program);
-            assert_eq!(fused.iter().any(|i| matches!(i, Instr::Call1 { .. })), i < 4, "{text}");
+            let inline = fused.iter().any(|i| matches!(i, Instr::Call1 { .. } | Instr::Call2 { .. }));
+            assert_eq!(inline, i < 5, "{text}");
             crate::fuzzing::check_execute(text, true).unwrap_or_else(|e| panic!("{e}\n{text}"));
         }
     }
