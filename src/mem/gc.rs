@@ -331,13 +331,12 @@ impl<A: Allocator> Heap<A> {
         let mut survivors = 0u64;
         let mut s = self.gc.lists[gen].head;
         while s != NO_SLOT {
-            if self.objs.hdr(s).gc_prev > 0 {
-                {
-                    let h = self.objs.hdr_mut(s);
-                    h.gc_prev = prev;
-                    h.set_flag(F_MARK, false);
-                    h.set_gen(target as u8);
-                }
+            let h = self.objs.hdr_mut(s);
+            let next = h.gc_next;
+            if h.gc_prev > 0 {
+                h.gc_prev = prev;
+                h.set_flag(F_MARK, false);
+                h.set_gen(target as u8);
                 survivors += 1;
                 // visit_reachable: referents still being collected get
                 // gc_refs 1; those already on the unreachable list are
@@ -352,16 +351,23 @@ impl<A: Allocator> Heap<A> {
                         }
                     }
                 });
-                for &c in &kids {
-                    self.visit_reachable(gen, c);
-                }
                 prev = s;
-                // Read next only now: referents moved back were appended
-                // at young's tail, possibly right after s.
-                s = self.objs.hdr(s).gc_next;
+                if kids.is_empty() {
+                    s = next;
+                } else {
+                    for &c in &kids {
+                        self.visit_reachable(gen, c);
+                    }
+                    // Read next again: referents moved back were appended
+                    // at young's tail, possibly right after s.
+                    s = self.objs.hdr(s).gc_next;
+                }
             } else {
-                let next = self.objs.hdr(s).gc_next;
                 // Unlink s from young (singly), append to unreachable.
+                let un = self.gc.lists[UNREACH];
+                h.set_flag(F_UNREACH, true);
+                h.gc_prev = un.tail;
+                h.gc_next = NO_SLOT;
                 if prev == NO_SLOT {
                     self.gc.lists[gen].head = next;
                 } else {
@@ -371,8 +377,13 @@ impl<A: Allocator> Heap<A> {
                     self.gc.lists[gen].tail = prev;
                 }
                 self.gc.lists[gen].len -= 1;
-                self.objs.hdr_mut(s).set_flag(F_UNREACH, true);
-                self.list_append(UNREACH, s);
+                if un.tail == NO_SLOT {
+                    self.gc.lists[UNREACH].head = s;
+                } else {
+                    self.objs.hdr_mut(un.tail).gc_next = s;
+                }
+                self.gc.lists[UNREACH].tail = s;
+                self.gc.lists[UNREACH].len += 1;
                 s = next;
             }
         }
