@@ -6,8 +6,9 @@
 //! index. A collection of generation `g`:
 //! 1. merges the younger generations into `g` ("young");
 //! 2. copies each young object's refcount into `gc_refs` (stored in the
-//!    header's `gc_prev`, as CPython does);
-//! 3. subtracts every reference from one young object to another;
+//!    header's `gc_prev`, as CPython does) and
+//! 3. subtracts every reference from one young object to another, both in
+//!    one walk (`gc_refs` starts when an object is first met);
 //! 4. moves objects with `gc_refs == 0` to a tentatively unreachable list
 //!    and moves back whatever a reachable object refers to (CPython's
 //!    `move_unreachable`, O(1) extra memory: the lists reuse the headers);
