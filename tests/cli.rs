@@ -258,8 +258,23 @@ fn ctrl_c_stops_a_runaway_program_with_a_location() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn rcvm");
-    // Let it start and install its handler, then interrupt it.
-    std::thread::sleep(Duration::from_millis(500));
+    // Wait until it has installed its SIGINT handler (Linux shows caught
+    // signals in /proc; elsewhere, give it half a second), then interrupt.
+    let caught = || -> Option<bool> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).ok()?;
+        let mask = status.lines().find_map(|l| l.strip_prefix("SigCgt:"))?;
+        Some(u64::from_str_radix(mask.trim(), 16).ok()? & (1 << 1) != 0)
+    };
+    let start = Instant::now();
+    match caught() {
+        Some(_) => {
+            while caught() != Some(true) {
+                assert!(start.elapsed() < Duration::from_secs(20), "rcvm never installed its SIGINT handler");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        None => std::thread::sleep(Duration::from_millis(500)),
+    }
     let kill = Command::new("kill").args(["-INT", &child.id().to_string()]).status().expect("run kill");
     assert!(kill.success());
     let start = Instant::now();
