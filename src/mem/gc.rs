@@ -167,38 +167,51 @@ impl Default for GcState {
 impl<A: Allocator> Heap<A> {
     #[inline(always)]
     fn list_append(&mut self, l: usize, slot: u32) {
-        let tail = self.gc.lists[l].tail;
-        {
-            let h = self.objs.hdr_mut(slot);
-            h.gc_prev = tail;
-            h.gc_next = NO_SLOT;
-        }
-        if tail == NO_SLOT {
-            self.gc.lists[l].head = slot;
+        let h = self.objs.hdr_mut(slot);
+        h.gc_prev = self.gc.lists[l].tail;
+        h.gc_next = NO_SLOT;
+        self.list_attach(l, slot);
+    }
+
+    /// The list's half of an append: `slot` becomes the tail of list `l`
+    /// (its old tail and the counts updated). The object's own links are
+    /// the caller's business, so that callers already holding its header
+    /// (or keeping `gc_refs` in its prev link) do not look it up again.
+    #[inline(always)]
+    fn list_attach(&mut self, l: usize, slot: u32) {
+        let list = &mut self.gc.lists[l];
+        if list.tail == NO_SLOT {
+            list.head = slot;
         } else {
-            self.objs.hdr_mut(tail).gc_next = slot;
+            self.objs.hdr_mut(list.tail).gc_next = slot;
         }
-        self.gc.lists[l].tail = slot;
-        self.gc.lists[l].len += 1;
+        list.tail = slot;
+        list.len += 1;
     }
 
     #[inline(always)]
     fn list_unlink(&mut self, l: usize, slot: u32) {
-        let (prev, next) = {
-            let h = self.objs.hdr(slot);
-            (h.gc_prev, h.gc_next)
-        };
+        let h = self.objs.hdr(slot);
+        let (prev, next) = (h.gc_prev, h.gc_next);
+        self.list_detach(l, prev, next);
+    }
+
+    /// The neighbours' half of an unlink from list `l`, given the leaving
+    /// object's links (read by the caller, which may hold its header).
+    #[inline(always)]
+    fn list_detach(&mut self, l: usize, prev: u32, next: u32) {
+        let list = &mut self.gc.lists[l];
         if prev == NO_SLOT {
-            self.gc.lists[l].head = next;
+            list.head = next;
         } else {
             self.objs.hdr_mut(prev).gc_next = next;
         }
         if next == NO_SLOT {
-            self.gc.lists[l].tail = prev;
+            list.tail = prev;
         } else {
             self.objs.hdr_mut(next).gc_prev = prev;
         }
-        self.gc.lists[l].len -= 1;
+        list.len -= 1;
     }
 
     /// Appends list `from` to list `to` in O(1).
@@ -258,18 +271,7 @@ impl<A: Allocator> Heap<A> {
         let (prev, next) = (h.gc_prev, h.gc_next);
         h.set_gen(UNTRACKED);
         h.set_flag(F_UNREACH, false);
-        let list = &mut self.gc.lists[l];
-        if prev == NO_SLOT {
-            list.head = next;
-        } else {
-            self.objs.hdr_mut(prev).gc_next = next;
-        }
-        if next == NO_SLOT {
-            list.tail = prev;
-        } else {
-            self.objs.hdr_mut(next).gc_prev = prev;
-        }
-        list.len -= 1;
+        self.list_detach(l, prev, next);
         let c = &mut self.gc.counters.counts[0];
         *c = c.saturating_sub(1);
         tainted
@@ -365,9 +367,8 @@ impl<A: Allocator> Heap<A> {
                 }
             } else {
                 // Unlink s from young (singly), append to unreachable.
-                let un = self.gc.lists[UNREACH];
                 h.set_flag(F_UNREACH, true);
-                h.gc_prev = un.tail;
+                h.gc_prev = self.gc.lists[UNREACH].tail;
                 h.gc_next = NO_SLOT;
                 if prev == NO_SLOT {
                     self.gc.lists[gen].head = next;
@@ -378,13 +379,7 @@ impl<A: Allocator> Heap<A> {
                     self.gc.lists[gen].tail = prev;
                 }
                 self.gc.lists[gen].len -= 1;
-                if un.tail == NO_SLOT {
-                    self.gc.lists[UNREACH].head = s;
-                } else {
-                    self.objs.hdr_mut(un.tail).gc_next = s;
-                }
-                self.gc.lists[UNREACH].tail = s;
-                self.gc.lists[UNREACH].len += 1;
+                self.list_attach(UNREACH, s);
                 s = next;
             }
         }
@@ -451,15 +446,8 @@ impl<A: Allocator> Heap<A> {
         if h.flag(F_UNREACH) {
             self.list_unlink(UNREACH, c);
             self.objs.hdr_mut(c).set_flag(F_UNREACH, false);
-            // Append to young's tail without touching prev (gc_refs).
-            let tail = self.gc.lists[gen].tail;
-            if tail == NO_SLOT {
-                self.gc.lists[gen].head = c;
-            } else {
-                self.objs.hdr_mut(tail).gc_next = c;
-            }
-            self.gc.lists[gen].tail = c;
-            self.gc.lists[gen].len += 1;
+            // Append to young's tail; its prev link holds gc_refs.
+            self.list_attach(gen, c);
             let h = self.objs.hdr_mut(c);
             h.gc_next = NO_SLOT;
             h.gc_prev = 1;
