@@ -292,16 +292,22 @@ pub fn run_checked<A: Allocator>(
     let mut vm = Vm::new(prog, heap, fuzz_limits());
     vm.set_verify_each_step(verify_each_step);
     let mut out = CappedOutput::default();
-    let r = vm.run(&mut out);
-    if let Err(e) = &r {
-        if e.message.starts_with("heap verifier") {
-            return Err(e.message.clone());
-        }
+    let err = vm.run(&mut out).err().map(|e| e.message);
+    let heap = checked_heap(vm, err.as_deref())?;
+    Ok((heap, String::from_utf8_lossy(&out.0).into_owned()))
+}
+
+/// After a run that ended with `err`: the per-step verifier's complaint,
+/// if it made one, else the heap verified with the (released) frames as
+/// roots and again without them; the heap, once it holds.
+fn checked_heap<A: Allocator>(mut vm: Vm<'_, A>, err: Option<&str>) -> std::result::Result<Heap<A>, String> {
+    if let Some(m) = err.filter(|m| m.starts_with("heap verifier")) {
+        return Err(m.to_string());
     }
     vm.verify_heap().map_err(|e| format!("after the run: {e}"))?;
     let mut heap = vm.into_heap();
     heap.verify(std::iter::empty()).map_err(|e| format!("after the run: {e}"))?;
-    Ok((heap, String::from_utf8_lossy(&out.0).into_owned()))
+    Ok(heap)
 }
 
 /// Oracle for execution: the heap verifier holds after every instruction
@@ -317,16 +323,10 @@ pub fn check_execute(text: &str, manual_counts: bool) -> std::result::Result<(),
     // The checked run (one instruction at a time, the heap verified after
     // each) is also the one whose heap is checked below: one run, not two.
     let (vm, slow) = outcome(&loaded.program, true);
-    if let Some(m) = slow.1.as_ref().filter(|m| m.starts_with("heap verifier")) {
-        return Err(m.clone());
-    }
+    let mut heap = checked_heap(vm, slow.1.as_deref())?;
     if fast != slow {
         return Err(format!("the fast path differs from the checked one:\n  fast: {fast:?}\n  slow: {slow:?}"));
     }
-    let mut vm = vm;
-    vm.verify_heap().map_err(|e| format!("after the run: {e}"))?;
-    let mut heap = vm.into_heap();
-    heap.verify(std::iter::empty()).map_err(|e| format!("after the run: {e}"))?;
     heap.collect(2, 0);
     heap.verify(std::iter::empty()).map_err(|e| format!("after the final collection: {e}"))?;
     if !manual_counts && heap.object_stats().alive != 0 {
