@@ -531,8 +531,7 @@ impl<'p, A: Allocator> Vm<'p, A> {
                     let (d, f) = ($d, $f);
                     if self.frames.len() >= max_depth {
                         break 'run Fault::Msg(format!(
-                            "call depth exceeds {} (--max-depth): runaway recursion?",
-                            self.limits.max_depth
+                            "call depth exceeds {max_depth} (--max-depth): runaway recursion?"
                         ));
                     }
                     let callee = &fns[f as usize];
@@ -889,7 +888,8 @@ fn retain_ref<A: Allocator>(heap: &mut Heap<A>, v: Value) -> Result<(), Fault> {
     heap.retain(v)
 }
 
-/// Builds the execution copy of a function's code: the counted-loop tail
+/// Builds the execution copy of a function's code. Calls with one or two
+/// arguments become `Call1`/`Call2`, their registers inline. The counted-loop tail
 /// `add rX, rX, 1; lt rY, rX, L; jnz rY, T` (Lua's `FORLOOP`), with L an
 /// inline immediate and T at most 255 instructions back, becomes
 /// `IncLtJnz` at the `add`, carrying Y, L and the distance to T. The `lt`
@@ -898,7 +898,6 @@ fn retain_ref<A: Allocator>(heap: &mut Heap<A>, v: Value) -> Result<(), Fault> {
 /// the three ran one by one.
 pub(crate) fn fuse(code: &[Instr], prog: &Program) -> Vec<Instr> {
     let mut out = code.to_vec();
-    // A call with one argument carries it inline (no register list).
     for ins in out.iter_mut() {
         if let Instr::Call { d, f, args } = *ins {
             match *prog.reglist(args) {
@@ -1047,7 +1046,7 @@ mod tests {
     /// copy; with a reference argument, a depth error or a use of a freed
     /// object they behave as the plain call (the checked run).
     #[test]
-    fn one_argument_calls_behave_like_calls() {
+    fn calls_with_inline_arguments_behave_like_calls() {
         let cases = [
             "li r0, 5\ncall r1, f, r0\nprint r1\n.func f 1\nadd r0, r0, 1\nret r0\n.end",
             "new r0, 1\ncall r1, f, r0\nrefcount r2, r0\nprint r1, r2\n.func f 1\nrefcount r1, r0\nret r1\n.end",
