@@ -401,18 +401,12 @@ impl<A: Allocator> Heap<A> {
     /// `store`: `o[k] = v`, retaining `v` and releasing what was there.
     #[inline]
     pub fn store(&mut self, o: Value, k: Value, v: Value, site: Site) -> Result<(), Fault> {
-        // Fast path: a live record or list, an index in range, and a value
-        // and old value that are not references.
-        if let (Value::Ref(h), Value::Int(i), false) = (o, k, matches!(v, Value::Ref(_))) {
-            if self.objs.is_live(h) {
-                if let Some(items) = self.objs.seq_items(h.slot) {
-                    let n = items.len() as i64;
-                    let j = if i < 0 { i + n } else { i };
-                    if (0..n).contains(&j) && !matches!(items[j as usize], Value::Ref(_)) {
-                        items[j as usize] = v;
-                        return Ok(());
-                    }
-                }
+        // Fast path: a value that is not a reference into a slot that holds
+        // none (nothing to retain or release).
+        if !matches!(v, Value::Ref(_)) {
+            if let Some(items) = self.empty_slot(o, k) {
+                *items = v;
+                return Ok(());
             }
         }
         if let Value::Ref(_) = v {
@@ -421,27 +415,37 @@ impl<A: Allocator> Heap<A> {
         self.store_slow(o, k, v, site)
     }
 
+    /// The slot `o[k]` when `o` is a live record or list, `k` an int index
+    /// in range (negative from the end) and the slot holds no reference:
+    /// where a store has nothing to release. The fast paths' shared test.
+    #[inline(always)]
+    fn empty_slot(&mut self, o: Value, k: Value) -> Option<&mut Value> {
+        let (Value::Ref(h), Value::Int(i)) = (o, k) else { return None };
+        if !self.objs.is_live(h) {
+            return None;
+        }
+        let items = self.objs.seq_items(h.slot)?;
+        let n = items.len() as i64;
+        let j = if i < 0 { i + n } else { i };
+        let slot = items.get_mut(usize::try_from(j).ok()?)?;
+        (!matches!(slot, Value::Ref(_))).then_some(slot)
+    }
+
     /// `store` of a reference: a small function of its own (the general
-    /// path's frame is large), falling back to the general path.
+    /// path's frame is large). Second fast path: a live reference into an
+    /// empty slot (building a structure) adds one count; anything else
+    /// takes the general path.
     #[inline(never)]
     fn store_ref(&mut self, o: Value, k: Value, v: Value, site: Site) -> Result<(), Fault> {
-        // Second fast path: a live reference into a record or list slot
-        // that holds no reference (building a structure): one count added.
-        if let (Value::Ref(h), Value::Int(i), Value::Ref(x)) = (o, k, v) {
-            if self.objs.is_live(h) && self.objs.is_live(x) {
-                if let Some(items) = self.objs.seq_items(h.slot) {
-                    let n = items.len() as i64;
-                    let j = if i < 0 { i + n } else { i };
-                    if (0..n).contains(&j) && !matches!(items[j as usize], Value::Ref(_)) {
-                        let hd = self.objs.hdr_mut(x.slot);
-                        if let Some(rc) = hd.rc.checked_add(1) {
-                            hd.rc = rc;
-                            if let Some(items) = self.objs.seq_items(h.slot) {
-                                items[j as usize] = v;
-                            }
-                            return Ok(());
-                        }
+        if let Value::Ref(x) = v {
+            if self.objs.is_live(x) && self.empty_slot(o, k).is_some() {
+                let hd = self.objs.hdr_mut(x.slot);
+                if let Some(rc) = hd.rc.checked_add(1) {
+                    hd.rc = rc;
+                    if let Some(slot) = self.empty_slot(o, k) {
+                        *slot = v;
                     }
+                    return Ok(());
                 }
             }
         }
