@@ -33,6 +33,10 @@ const WINDOW: usize = 256;
 /// it at least once every this many instructions.
 pub const INTERRUPT_CHECK_STEPS: u64 = 1 << 16;
 
+/// The longest stretch of fuel handed out at once: small enough that the
+/// fast loop's mark (fuel plus a pc) never overflows.
+const MAX_STRETCH: u64 = 1 << 62;
+
 /// See [`Vm::set_verify_each_step`].
 pub const VERIFY_BYTES_PER_STEP: usize = 1024;
 
@@ -221,6 +225,13 @@ impl<'p, A: Allocator> Vm<'p, A> {
             self.fused = fused;
             r
         };
+        // The fast loop hands the last stretch of a budget to the slow one,
+        // which counts instruction by instruction.
+        let r = match r {
+            Ok(None) => self.exec::<true>(out, &[]),
+            r => r,
+        };
+        let r = r.map(|e| e.unwrap_or_else(|| unreachable!("the slow loop runs to the end")));
         let _ = out.flush();
         match r {
             Ok(e) => Ok(e),
@@ -305,10 +316,11 @@ impl<'p, A: Allocator> Vm<'p, A> {
     }
 
     #[inline(always)]
-    fn exec<const SLOW: bool>(&mut self, out: &mut dyn Write, fused: &[Vec<Instr>]) -> Result<Exit, Fault> {
+    fn exec<const SLOW: bool>(&mut self, out: &mut dyn Write, fused: &[Vec<Instr>]) -> Result<Option<Exit>, Fault> {
         let prog: &'p Program = self.prog;
         let ints = &prog.ints[..];
-        let mut fi = self.frames[0].func;
+        let top = *self.frames.last().unwrap_or_else(|| unreachable!("a run has a frame"));
+        let mut fi = top.func;
         // The fast loop runs the fused copy; the slow one (trace, per-step
         // verification) the verified code itself, one instruction at a time.
         let code_of = |f: u16| -> &[Instr] {
@@ -329,8 +341,8 @@ impl<'p, A: Allocator> Vm<'p, A> {
         let max_depth = self.limits.max_depth;
         let mut code: &[Instr] = fns[fi as usize].code;
         let mut frame_size = fns[fi as usize].frame_size as usize;
-        let mut pc: usize = 0;
-        let mut base: usize = 0;
+        let mut pc: usize = top.pc as usize;
+        let mut base: usize = top.base as usize;
         let mut site_base = fns[fi as usize].site_base;
         let budget = self.limits.max_steps.unwrap_or(u64::MAX);
         // Fuel: instructions the budget still allows. An instruction that
@@ -341,6 +353,17 @@ impl<'p, A: Allocator> Vm<'p, A> {
         self.interrupted = false;
         let mut fuel: i64 = fuel_chunk(self.steps, self.interrupt.is_some(), budget);
         let mut start_fuel = fuel;
+        // The fast loop does not count single instructions: between
+        // transfers of control the pc itself counts them. `mark` is the pc
+        // at which the stretch's fuel would run out if execution went
+        // straight on, so the stretch has used `start_fuel + pc - mark`
+        // instructions; a taken jump, a call or a return from position
+        // `end - 1` to `t` moves the mark by `t - end`. A straight run only
+        // starts while the mark lies at or beyond the end of the function
+        // (no run can be longer), so no instruction has to test the fuel.
+        // When the budget has less left than that, the run goes on in the
+        // slow loop, which counts one by one (`Ok(None)`).
+        let mut mark: i64 = fuel + pc as i64;
         let mut pending: Option<Traced> = None;
         let mut verify_skip: usize = 0;
         let mut line = String::new();
@@ -352,6 +375,26 @@ impl<'p, A: Allocator> Vm<'p, A> {
             };
         }
         let mut regs: &mut [Value; WINDOW] = window!();
+        // Instructions the stretch has used so far.
+        macro_rules! used {
+            () => {
+                if SLOW {
+                    start_fuel - fuel
+                } else {
+                    start_fuel + pc as i64 - mark
+                }
+            };
+        }
+        if !SLOW && mark < code.len() as i64 {
+            match refill(&mut self.steps, &self.interrupt, &mut self.interrupted, budget, 0, code.len() - pc) {
+                Ok(f) => {
+                    start_fuel = f;
+                    mark = f + pc as i64;
+                }
+                Err(Some(f)) => return Err(f),
+                Err(None) => return Ok(None),
+            }
+        }
 
         let fault: Fault = 'run: loop {
             if SLOW {
@@ -375,27 +418,76 @@ impl<'p, A: Allocator> Vm<'p, A> {
             }
             let ins: &Instr = &code[pc];
             pc += 1;
-            if fuel <= 0 {
-                match refuel(&mut self.steps, &self.interrupt, &mut self.interrupted, budget, start_fuel - fuel) {
-                    Ok(f) => {
-                        fuel = f;
-                        start_fuel = f;
-                    }
-                    Err(f) => {
-                        fuel = 0;
-                        start_fuel = 0;
-                        break 'run f;
+            if SLOW {
+                if fuel <= 0 {
+                    match refuel(&mut self.steps, &self.interrupt, &mut self.interrupted, budget, start_fuel - fuel) {
+                        Ok(f) => {
+                            fuel = f;
+                            start_fuel = f;
+                        }
+                        Err(f) => {
+                            fuel = 0;
+                            start_fuel = 0;
+                            break 'run f;
+                        }
                     }
                 }
-            }
-            fuel -= 1;
-            if SLOW {
+                fuel -= 1;
                 pending = Some(Traced { func: fi, pc: pc as u32 - 1, base: base as u32, ins: *ins, returned: false });
             }
             macro_rules! site {
                 () => {
                     site_base + pc as u32 - 1
                 };
+            }
+            // A new straight run starts at `pc` (fast loop only): make sure
+            // the fuel covers the rest of the function, or refill it (the
+            // interrupt check), or hand over to the slow loop.
+            macro_rules! enter {
+                () => {
+                    if !SLOW && mark < code.len() as i64 {
+                        match refill(
+                            &mut self.steps,
+                            &self.interrupt,
+                            &mut self.interrupted,
+                            budget,
+                            start_fuel + pc as i64 - mark,
+                            code.len() - pc,
+                        ) {
+                            Ok(f) => {
+                                start_fuel = f;
+                                mark = f + pc as i64;
+                            }
+                            Err(Some(f)) => {
+                                start_fuel = 0;
+                                mark = pc as i64;
+                                break 'run f;
+                            }
+                            Err(None) => {
+                                self.frames.last_mut().unwrap_or_else(|| unreachable!()).pc = pc as u32;
+                                return Ok(None);
+                            }
+                        }
+                    }
+                };
+            }
+            // Control leaves the straight run just before position `$end`
+            // for position `$t` (of the same or another function).
+            macro_rules! transfer {
+                ($end:expr, $t:expr) => {
+                    if !SLOW {
+                        mark += $t as i64 - $end as i64;
+                    }
+                };
+            }
+            // A taken jump whose run ends before `$end`, to `$t`.
+            macro_rules! jump {
+                ($end:expr, $t:expr) => {{
+                    let t = $t as usize;
+                    transfer!($end, t);
+                    pc = t;
+                    enter!();
+                }};
             }
             macro_rules! tri {
                 ($e:expr) => {
@@ -427,18 +519,16 @@ impl<'p, A: Allocator> Vm<'p, A> {
                 ($d:expr, $r:expr) => {
                     if !SLOW {
                         match code[pc] {
-                            Instr::Jnz { s, t } if s == $d && fuel > 0 => {
-                                fuel -= 1;
+                            Instr::Jnz { s, t } if s == $d => {
                                 if $r {
-                                    pc = t as usize;
+                                    jump!(pc + 1, t);
                                 } else {
                                     pc += 1;
                                 }
                             }
-                            Instr::Jz { s, t } if s == $d && fuel > 0 => {
-                                fuel -= 1;
+                            Instr::Jz { s, t } if s == $d => {
                                 if !$r {
-                                    pc = t as usize;
+                                    jump!(pc + 1, t);
                                 } else {
                                     pc += 1;
                                 }
@@ -555,6 +645,7 @@ impl<'p, A: Allocator> Vm<'p, A> {
                         top.pc = pc as u32;
                     }
                     self.frames.push(Frame { func: f, pc: 0, base: new_base as u32, dst: d });
+                    transfer!(pc, 0);
                     fi = f;
                     code = callee.code;
                     frame_size = callee.frame_size as usize;
@@ -562,6 +653,7 @@ impl<'p, A: Allocator> Vm<'p, A> {
                     base = new_base;
                     site_base = callee.site_base;
                     regs = window!();
+                    enter!();
                 }};
             }
             match *ins {
@@ -618,11 +710,11 @@ impl<'p, A: Allocator> Vm<'p, A> {
                     set!(d, Value::Int(v.is_falsy() as i64))
                 }
 
-                Instr::Jmp { t } => pc = t as usize,
+                Instr::Jmp { t } => jump!(pc, t),
                 Instr::Jz { s, t } => {
                     let v = regs[s as usize];
                     if v.is_falsy() {
-                        pc = t as usize
+                        jump!(pc, t)
                     } else if let Value::Ref(h) = v {
                         tri!(self.heap.check(h));
                     }
@@ -633,7 +725,7 @@ impl<'p, A: Allocator> Vm<'p, A> {
                         if let Value::Ref(h) = v {
                             tri!(self.heap.check(h));
                         }
-                        pc = t as usize
+                        jump!(pc, t)
                     }
                 }
                 Instr::Call { d, f, args } => call!(d, f, prog.reglist(args)),
@@ -661,18 +753,19 @@ impl<'p, A: Allocator> Vm<'p, A> {
                     let done = self.frames.pop().unwrap_or_else(|| unreachable!());
                     let Some(caller) = self.frames.last() else {
                         self.heap.release_quiet(v);
-                        self.steps += (start_fuel - fuel) as u64;
+                        self.steps += used!() as u64;
                         if SLOW {
                             if let Some(t) = pending.take() {
                                 self.trace_line(t);
                             }
                         }
-                        return Ok(Exit::Returned);
+                        return Ok(Some(Exit::Returned));
                     };
                     fi = caller.func;
                     let rt = &fns[fi as usize];
                     code = rt.code;
                     frame_size = rt.frame_size as usize;
+                    transfer!(pc, caller.pc);
                     pc = caller.pc as usize;
                     base = caller.base as usize;
                     site_base = rt.site_base;
@@ -688,6 +781,7 @@ impl<'p, A: Allocator> Vm<'p, A> {
                     }
                     let d = done.dst;
                     set!(d, v);
+                    enter!();
                 }
                 Instr::Halt {} => {
                     if SLOW {
@@ -701,8 +795,8 @@ impl<'p, A: Allocator> Vm<'p, A> {
                     if let Err(f) = self.release_all(site!()) {
                         break 'run f;
                     }
-                    self.steps += (start_fuel - fuel) as u64;
-                    return Ok(Exit::Halted);
+                    self.steps += used!() as u64;
+                    return Ok(Some(Exit::Halted));
                 }
                 Instr::Print { args } => {
                     line.clear();
@@ -814,19 +908,19 @@ impl<'p, A: Allocator> Vm<'p, A> {
                 // it, execute normally, as does a budget with fewer than the
                 // three instructions left.
                 Instr::IncLtJnz { d: x, y, back, lim } => match regs[x as usize] {
-                    Value::Int(xv) if fuel >= 2 && !matches!(regs[y as usize], Value::Ref(_)) => {
-                        match xv.checked_add(1) {
-                            Some(nx) => {
-                                regs[x as usize] = Value::Int(nx);
-                                let r = nx < lim as i64;
-                                regs[y as usize] = Value::Int(r as i64);
-                                fuel -= 2;
-                                // A branch, not a select: the taken side is
-                                // predictable, and a select would make the next
-                                // fetch wait for the compare.
-                                pc = if r { pc - 1 - back as usize } else { loop_exit(pc) };
-                            }
-                            None => break 'run arith_fault("add", xv, 1),
+                    // Below the (i32) limit, adding 1 cannot overflow.
+                    Value::Int(xv) if xv < lim as i64 && !matches!(regs[y as usize], Value::Ref(_)) => {
+                        let nx = xv + 1;
+                        regs[x as usize] = Value::Int(nx);
+                        let r = nx < lim as i64;
+                        regs[y as usize] = Value::Int(r as i64);
+                        // A branch, not a select: the taken side is
+                        // predictable, and a select would make the next
+                        // fetch wait for the compare.
+                        if r {
+                            jump!(pc + 2, pc - 1 - back as usize);
+                        } else {
+                            pc = loop_exit(pc);
                         }
                     }
                     _ => add!(x, x, imm 1),
@@ -834,7 +928,7 @@ impl<'p, A: Allocator> Vm<'p, A> {
             }
         };
         // An error: remember where each frame stood.
-        self.steps += (start_fuel - fuel) as u64;
+        self.steps += used!() as u64;
         let top = self.frames.len() - 1;
         self.frames[top].pc = (pc.max(1) - 1) as u32;
         if SLOW {
@@ -933,7 +1027,7 @@ fn loop_exit(pc: usize) -> usize {
 fn fuel_chunk(steps: u64, interruptible: bool, budget: u64) -> i64 {
     let left = budget.saturating_sub(steps);
     let chunk = if interruptible { left.min(INTERRUPT_CHECK_STEPS) } else { left };
-    chunk.min(i64::MAX as u64) as i64
+    chunk.min(MAX_STRETCH) as i64
 }
 
 /// Out of fuel: count the `used` instructions of the stretch, then stop
@@ -958,6 +1052,35 @@ fn refuel(
         0 => Err(budget_exhausted(budget)),
         f => Ok(f),
     }
+}
+
+/// The fast loop's refuel, at the start of a straight run that may need
+/// `need` instructions: count the `used` ones, then stop for an interrupt
+/// (`Err(Some)`), hand over to the slow loop when the budget has fewer than
+/// `need` left (`Err(None)`), or hand out the next stretch.
+#[cold]
+#[inline(never)]
+fn refill(
+    steps: &mut u64,
+    interrupt: &Option<Arc<AtomicBool>>,
+    interrupted: &mut bool,
+    budget: u64,
+    used: i64,
+    need: usize,
+) -> Result<i64, Option<Fault>> {
+    *steps += used as u64;
+    if let Some(flag) = interrupt {
+        if flag.swap(false, Ordering::Relaxed) {
+            *interrupted = true;
+            return Err(Some(Fault::Msg("interrupted (Ctrl-C)".into())));
+        }
+    }
+    let left = budget.saturating_sub(*steps);
+    if left < need as u64 {
+        return Err(None);
+    }
+    let chunk = if interrupt.is_some() { left.min(INTERRUPT_CHECK_STEPS.max(need as u64)) } else { left };
+    Ok(chunk.min(MAX_STRETCH) as i64)
 }
 
 #[cold]
@@ -1083,7 +1206,10 @@ mod tests {
         let err = vm.run(&mut Vec::new()).unwrap_err();
         assert_eq!(err.message, "interrupted (Ctrl-C)");
         assert!(vm.was_interrupted() && !flag.load(Ordering::Relaxed));
-        assert_eq!(vm.instructions(), INTERRUPT_CHECK_STEPS);
+        // The flag is read where a straight run starts and the stretch has
+        // less left than the rest of the function (three instructions).
+        let n = vm.instructions();
+        assert!((INTERRUPT_CHECK_STEPS - 3..=INTERRUPT_CHECK_STEPS).contains(&n), "{n}");
         assert_eq!(err.frames.len(), 2, "spin and main");
         assert_eq!(vm.heap().objects().live(), 0, "frames released");
         // Not raised: the budget ends the run after exactly max_steps,
@@ -1095,6 +1221,37 @@ mod tests {
             assert!(err.message.contains("--max-steps"), "{}", err.message);
             assert!(!vm.was_interrupted());
             assert_eq!(vm.instructions(), steps);
+        }
+    }
+
+    /// The fast loop counts straight runs, not instructions, and hands the
+    /// end of a budget to the slow loop: for every budget, with and without
+    /// an interrupt flag (shorter stretches), it must stop at the same
+    /// instruction, with the same output and count, as the slow loop that
+    /// counts one by one.
+    #[test]
+    fn every_budget_stops_the_fast_loop_where_the_slow_one_stops() {
+        let text = "li r0, 0\nli r1, 0\ntop: add r1, r1, r0\ncall r2, f, r0\nadd r0, r0, 1\nlt r3, r0, 6\njnz r3, top\n\
+                    new r4, 2\nstore r4, 0, r1\nprint r1, r4\nlt r5, r1, 0\njz r5, end\nprint r5\nend: halt\n\
+                    .func f 1\nlt r1, r0, 3\njz r1, big\nret r0\nbig: sub r0, r0, 1\ncall r0, f, r0\nret r0\n.end";
+        let loaded = crate::load("t.asm", text.as_bytes()).unwrap();
+        let run = |steps: u64, slow: bool, interrupt: bool| {
+            let mut vm = spin_vm(&loaded.program, Some(steps));
+            vm.set_verify_each_step(slow);
+            if interrupt {
+                vm.set_interrupt(Arc::new(AtomicBool::new(false)));
+            }
+            let mut out = Vec::new();
+            let err = vm.run(&mut out).err().map(|e| (e.message, e.frames.iter().map(|f| f.pos.line).collect::<Vec<_>>()));
+            (String::from_utf8(out).unwrap(), err, vm.instructions(), vm.heap().objects().live())
+        };
+        let total = run(u64::MAX, true, false).2;
+        assert!(total > 60, "{total}");
+        for steps in 1..=total + 1 {
+            let slow = run(steps, true, false);
+            assert_eq!(slow.2, steps.min(total), "the slow loop's count");
+            assert_eq!(run(steps, false, false), slow, "--max-steps {steps}");
+            assert_eq!(run(steps, false, true), slow, "--max-steps {steps} with an interrupt flag");
         }
     }
 
