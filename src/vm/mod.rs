@@ -91,17 +91,19 @@ pub struct Vm<'p, A: Allocator> {
     /// at the current instruction; see [`Vm::set_interrupt`].
     interrupt: Option<Arc<AtomicBool>>,
     interrupted: bool,
-    /// Each function's code with superinstructions fused in (see
-    /// [`fuse`]); the fast loop runs these, the slow one the originals.
-    fused: Vec<Vec<Instr>>,
+    /// Every function's code in one array, superinstructions fused in
+    /// (see [`fuse`]) and jump targets made absolute (see [`flatten`]): the
+    /// fast loop runs this. A pc indexes it, and is the instruction's site.
+    fused: Vec<Instr>,
+    /// The same without the fusion, for the slow loop.
+    plain: Vec<Instr>,
 }
 
 /// A function as calls and returns see it (built once per run).
-struct FnRt<'c> {
-    /// The code that runs: the fused copy, or the original when slow.
-    code: &'c [Instr],
-    /// Its first global site number.
-    site_base: u32,
+struct FnRt {
+    /// Where its code starts and ends in the flat code array.
+    start: u32,
+    end: u32,
     frame_size: u32,
 }
 
@@ -137,7 +139,8 @@ impl<'p, A: Allocator> Vm<'p, A> {
             verify_each_step: false,
             interrupt: None,
             interrupted: false,
-            fused: prog.funcs.iter().map(|f| fuse(&f.code, prog)).collect(),
+            fused: flatten(prog.funcs.iter().map(|f| fuse(&f.code, prog))),
+            plain: flatten(prog.funcs.iter().map(|f| f.code.clone())),
         }
     }
 
@@ -216,21 +219,22 @@ impl<'p, A: Allocator> Vm<'p, A> {
         self.stack.clear();
         self.stack.resize(WINDOW, Value::Nil);
         self.frames.clear();
-        self.frames.push(Frame { func: main, pc: 0, base: 0, dst: 0 });
+        self.frames.push(Frame { func: main, pc: self.site_base[main as usize], base: 0, dst: 0 });
+        let plain = std::mem::take(&mut self.plain);
         let r = if self.trace.is_some() || self.verify_each_step {
-            self.exec::<true>(out, &[])
+            self.exec::<true>(out, &plain)
         } else {
             let fused = std::mem::take(&mut self.fused);
             let r = self.exec::<false>(out, &fused);
             self.fused = fused;
-            r
+            // The fast loop hands the last stretch of a budget to the slow
+            // one, which counts instruction by instruction.
+            match r {
+                Ok(None) => self.exec::<true>(out, &plain),
+                r => r,
+            }
         };
-        // The fast loop hands the last stretch of a budget to the slow one,
-        // which counts instruction by instruction.
-        let r = match r {
-            Ok(None) => self.exec::<true>(out, &[]),
-            r => r,
-        };
+        self.plain = plain;
         let r = r.map(|e| e.unwrap_or_else(|| unreachable!("the slow loop runs to the end")));
         let _ = out.flush();
         match r {
@@ -287,6 +291,7 @@ impl<'p, A: Allocator> Vm<'p, A> {
             .map(|(i, fr)| {
                 let f = &prog.funcs[fr.func as usize];
                 let pc = if i == 0 { fr.pc } else { fr.pc.saturating_sub(1) };
+                let pc = pc.saturating_sub(self.site_base[fr.func as usize]);
                 FrameInfo { func: f.name.clone(), pos: f.lines.get(pc as usize).copied().unwrap_or_default() }
             })
             .collect();
@@ -296,7 +301,7 @@ impl<'p, A: Allocator> Vm<'p, A> {
     fn trace_line(&mut self, t: Traced) {
         let prog = self.prog;
         let f = &prog.funcs[t.func as usize];
-        let line = f.lines[t.pc as usize].line;
+        let line = f.lines[(t.pc - self.site_base[t.func as usize]) as usize].line;
         let text = if t.returned { "<- return".to_string() } else { instr_text(prog, &t.ins) };
         let mut s = format!("[trace] {}:{:<5} {:<32}", f.name, line, text);
         if let (Some(d), false) = (t.ins.dest(), matches!(t.ins, Instr::Call { .. }) && !t.returned) {
@@ -316,34 +321,24 @@ impl<'p, A: Allocator> Vm<'p, A> {
     }
 
     #[inline(always)]
-    fn exec<const SLOW: bool>(&mut self, out: &mut dyn Write, fused: &[Vec<Instr>]) -> Result<Option<Exit>, Fault> {
+    fn exec<const SLOW: bool>(&mut self, out: &mut dyn Write, code: &[Instr]) -> Result<Option<Exit>, Fault> {
         let prog: &'p Program = self.prog;
         let ints = &prog.ints[..];
         let top = *self.frames.last().unwrap_or_else(|| unreachable!("a run has a frame"));
         let mut fi = top.func;
-        // The fast loop runs the fused copy; the slow one (trace, per-step
-        // verification) the verified code itself, one instruction at a time.
-        let code_of = |f: u16| -> &[Instr] {
-            if SLOW {
-                &prog.funcs[f as usize].code
-            } else {
-                &fused[f as usize]
-            }
-        };
         // What a call or return needs about a function, in one place.
         let fns: Vec<FnRt> = (0..prog.funcs.len())
             .map(|f| FnRt {
-                code: code_of(f as u16),
-                site_base: self.site_base[f],
+                start: self.site_base[f],
+                end: self.site_base[f] + prog.funcs[f].code.len() as u32,
                 frame_size: prog.funcs[f].frame_size as u32,
             })
             .collect();
         let max_depth = self.limits.max_depth;
-        let mut code: &[Instr] = fns[fi as usize].code;
+        let mut fn_end = fns[fi as usize].end as usize;
         let mut frame_size = fns[fi as usize].frame_size as usize;
         let mut pc: usize = top.pc as usize;
         let mut base: usize = top.base as usize;
-        let mut site_base = fns[fi as usize].site_base;
         let budget = self.limits.max_steps.unwrap_or(u64::MAX);
         // Fuel: instructions the budget still allows. An instruction that
         // finds none left does not run; the error points at it, and exactly
@@ -385,8 +380,8 @@ impl<'p, A: Allocator> Vm<'p, A> {
                 }
             };
         }
-        if !SLOW && mark < code.len() as i64 {
-            match refill(&mut self.steps, &self.interrupt, &mut self.interrupted, budget, 0, code.len() - pc) {
+        if !SLOW && mark < fn_end as i64 {
+            match refill(&mut self.steps, &self.interrupt, &mut self.interrupted, budget, 0, fn_end - pc) {
                 Ok(f) => {
                     start_fuel = f;
                     mark = f + pc as i64;
@@ -437,7 +432,7 @@ impl<'p, A: Allocator> Vm<'p, A> {
             }
             macro_rules! site {
                 () => {
-                    site_base + pc as u32 - 1
+                    pc as u32 - 1
                 };
             }
             // A new straight run starts at `pc` (fast loop only): make sure
@@ -445,14 +440,14 @@ impl<'p, A: Allocator> Vm<'p, A> {
             // interrupt check), or hand over to the slow loop.
             macro_rules! enter {
                 () => {
-                    if !SLOW && mark < code.len() as i64 {
+                    if !SLOW && mark < fn_end as i64 {
                         match refill(
                             &mut self.steps,
                             &self.interrupt,
                             &mut self.interrupted,
                             budget,
                             start_fuel + pc as i64 - mark,
-                            code.len() - pc,
+                            fn_end - pc,
                         ) {
                             Ok(f) => {
                                 start_fuel = f;
@@ -645,13 +640,12 @@ impl<'p, A: Allocator> Vm<'p, A> {
                         top.pc = pc as u32;
                     }
                     self.frames.push(Frame { func: f, pc: 0, base: new_base as u32, dst: d });
-                    transfer!(pc, 0);
+                    transfer!(pc, callee.start);
                     fi = f;
-                    code = callee.code;
+                    fn_end = callee.end as usize;
                     frame_size = callee.frame_size as usize;
-                    pc = 0;
+                    pc = callee.start as usize;
                     base = new_base;
-                    site_base = callee.site_base;
                     regs = window!();
                     enter!();
                 }};
@@ -739,7 +733,7 @@ impl<'p, A: Allocator> Vm<'p, A> {
                     // Scope exit: release the frame's registers.
                     for r in regs[..frame_size].iter_mut() {
                         if let old @ Value::Ref(_) = std::mem::take(r) {
-                            if let Err(f) = self.heap.release(old, site_base + pc as u32 - 1) {
+                            if let Err(f) = self.heap.release(old, pc as u32 - 1) {
                                 self.heap.release_quiet(v);
                                 break 'run f;
                             }
@@ -763,12 +757,11 @@ impl<'p, A: Allocator> Vm<'p, A> {
                     };
                     fi = caller.func;
                     let rt = &fns[fi as usize];
-                    code = rt.code;
+                    fn_end = rt.end as usize;
                     frame_size = rt.frame_size as usize;
                     transfer!(pc, caller.pc);
                     pc = caller.pc as usize;
                     base = caller.base as usize;
-                    site_base = rt.site_base;
                     regs = window!();
                     if SLOW {
                         pending = Some(Traced {
@@ -980,6 +973,24 @@ fn release_ref<A: Allocator>(heap: &mut Heap<A>, v: Value, site: Site) -> Result
 #[inline(never)]
 fn retain_ref<A: Allocator>(heap: &mut Heap<A>, v: Value) -> Result<(), Fault> {
     heap.retain(v)
+}
+
+/// Concatenates the functions' code into one array, jump targets made
+/// absolute, so that a pc indexes it directly (and is the global site
+/// number: function f starts at `site_base[f]`). Verified code never falls
+/// off a function's end, so runs never cross into the next.
+fn flatten(funcs: impl Iterator<Item = Vec<Instr>>) -> Vec<Instr> {
+    let mut out: Vec<Instr> = Vec::new();
+    for code in funcs {
+        let start = out.len() as u32;
+        out.extend(code.into_iter().map(|ins| match ins {
+            Instr::Jmp { t } => Instr::Jmp { t: t + start },
+            Instr::Jz { s, t } => Instr::Jz { s, t: t + start },
+            Instr::Jnz { s, t } => Instr::Jnz { s, t: t + start },
+            other => other,
+        }));
+    }
+    out
 }
 
 /// Builds the execution copy of a function's code. Calls with one or two
