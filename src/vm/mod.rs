@@ -58,8 +58,10 @@ impl Default for Limits {
 #[derive(Clone, Copy, Debug)]
 struct Frame {
     func: u16,
-    /// Saved program counter: the next instruction for callers, the failing
-    /// one after an error.
+    /// Its register count (the function's frame size).
+    size: u16,
+    /// Saved program counter (an index into the flat code): the next
+    /// instruction for callers, the failing one after an error.
     pc: u32,
     base: u32,
     /// Register of the caller that receives the return value.
@@ -101,10 +103,9 @@ pub struct Vm<'p, A: Allocator> {
 
 /// A function as calls and returns see it (built once per run).
 struct FnRt {
-    /// Where its code starts and ends in the flat code array.
+    /// Where its code starts in the flat code array.
     start: u32,
-    end: u32,
-    frame_size: u32,
+    frame_size: u16,
 }
 
 /// What the trace printer needs to know about the instruction that ran.
@@ -219,7 +220,8 @@ impl<'p, A: Allocator> Vm<'p, A> {
         self.stack.clear();
         self.stack.resize(WINDOW, Value::Nil);
         self.frames.clear();
-        self.frames.push(Frame { func: main, pc: self.site_base[main as usize], base: 0, dst: 0 });
+        let size = self.prog.funcs[main as usize].frame_size as u16;
+        self.frames.push(Frame { func: main, size, pc: self.site_base[main as usize], base: 0, dst: 0 });
         let plain = std::mem::take(&mut self.plain);
         let r = if self.trace.is_some() || self.verify_each_step {
             self.exec::<true>(out, &plain)
@@ -325,20 +327,12 @@ impl<'p, A: Allocator> Vm<'p, A> {
         let prog: &'p Program = self.prog;
         let ints = &prog.ints[..];
         let top = *self.frames.last().unwrap_or_else(|| unreachable!("a run has a frame"));
-        let mut fi = top.func;
-        // What a call or return needs about a function, in one place.
+        // What a call needs about a function, in one place.
         let fns: Vec<FnRt> = (0..prog.funcs.len())
-            .map(|f| FnRt {
-                start: self.site_base[f],
-                end: self.site_base[f] + prog.funcs[f].code.len() as u32,
-                frame_size: prog.funcs[f].frame_size as u32,
-            })
+            .map(|f| FnRt { start: self.site_base[f], frame_size: prog.funcs[f].frame_size as u16 })
             .collect();
         let max_depth = self.limits.max_depth;
-        let mut fn_end = fns[fi as usize].end as usize;
-        let mut frame_size = fns[fi as usize].frame_size as usize;
         let mut pc: usize = top.pc as usize;
-        let mut base: usize = top.base as usize;
         let budget = self.limits.max_steps.unwrap_or(u64::MAX);
         // Fuel: instructions the budget still allows. An instruction that
         // finds none left does not run; the error points at it, and exactly
@@ -354,8 +348,8 @@ impl<'p, A: Allocator> Vm<'p, A> {
         // straight on, so the stretch has used `start_fuel + pc - mark`
         // instructions; a taken jump, a call or a return from position
         // `end - 1` to `t` moves the mark by `t - end`. A straight run only
-        // starts while the mark lies at or beyond the end of the function
-        // (no run can be longer), so no instruction has to test the fuel.
+        // starts while the mark lies at or beyond the end of the code (no
+        // run can go further), so no instruction has to test the fuel.
         // When the budget has less left than that, the run goes on in the
         // slow loop, which counts one by one (`Ok(None)`).
         let mut mark: i64 = fuel + pc as i64;
@@ -363,13 +357,20 @@ impl<'p, A: Allocator> Vm<'p, A> {
         let mut verify_skip: usize = 0;
         let mut line = String::new();
 
+        // The registers of the frame whose window starts at `$base`.
         macro_rules! window {
-            () => {
+            ($base:expr) => {{
+                let base = $base as usize;
                 <&mut [Value; WINDOW]>::try_from(&mut self.stack[base..base + WINDOW])
                     .unwrap_or_else(|_| unreachable!("the stack always has a full window"))
+            }};
+        }
+        macro_rules! top {
+            () => {
+                self.frames.last().unwrap_or_else(|| unreachable!("a run has a frame"))
             };
         }
-        let mut regs: &mut [Value; WINDOW] = window!();
+        let mut regs: &mut [Value; WINDOW] = window!(top.base);
         // Instructions the stretch has used so far.
         macro_rules! used {
             () => {
@@ -380,8 +381,8 @@ impl<'p, A: Allocator> Vm<'p, A> {
                 }
             };
         }
-        if !SLOW && mark < fn_end as i64 {
-            match refill(&mut self.steps, &self.interrupt, &mut self.interrupted, budget, 0, fn_end - pc) {
+        if !SLOW && mark < code.len() as i64 {
+            match refill(&mut self.steps, &self.interrupt, &mut self.interrupted, budget, 0, code.len() - pc) {
                 Ok(f) => {
                     start_fuel = f;
                     mark = f + pc as i64;
@@ -409,7 +410,7 @@ impl<'p, A: Allocator> Vm<'p, A> {
                         verify_skip -= 1;
                     }
                 }
-                regs = window!();
+                regs = window!(top!().base);
             }
             let ins: &Instr = &code[pc];
             pc += 1;
@@ -428,7 +429,8 @@ impl<'p, A: Allocator> Vm<'p, A> {
                     }
                 }
                 fuel -= 1;
-                pending = Some(Traced { func: fi, pc: pc as u32 - 1, base: base as u32, ins: *ins, returned: false });
+                let t = top!();
+                pending = Some(Traced { func: t.func, pc: pc as u32 - 1, base: t.base, ins: *ins, returned: false });
             }
             macro_rules! site {
                 () => {
@@ -436,18 +438,18 @@ impl<'p, A: Allocator> Vm<'p, A> {
                 };
             }
             // A new straight run starts at `pc` (fast loop only): make sure
-            // the fuel covers the rest of the function, or refill it (the
+            // the fuel covers the rest of the code, or refill it (the
             // interrupt check), or hand over to the slow loop.
             macro_rules! enter {
                 () => {
-                    if !SLOW && mark < fn_end as i64 {
+                    if !SLOW && mark < code.len() as i64 {
                         match refill(
                             &mut self.steps,
                             &self.interrupt,
                             &mut self.interrupted,
                             budget,
                             start_fuel + pc as i64 - mark,
-                            fn_end - pc,
+                            code.len() - pc,
                         ) {
                             Ok(f) => {
                                 start_fuel = f;
@@ -620,7 +622,10 @@ impl<'p, A: Allocator> Vm<'p, A> {
                         ));
                     }
                     let callee = &fns[f as usize];
-                    let new_base = base + frame_size;
+                    let caller = self.frames.last_mut().unwrap_or_else(|| unreachable!());
+                    caller.pc = pc as u32;
+                    let base = caller.base as usize;
+                    let new_base = base + caller.size as usize;
                     if self.stack.len() < new_base + WINDOW {
                         let want = (new_base + WINDOW).max(self.stack.len() * 2);
                         self.stack.resize(want, Value::Nil);
@@ -636,17 +641,10 @@ impl<'p, A: Allocator> Vm<'p, A> {
                         }
                         *dst = v;
                     }
-                    if let Some(top) = self.frames.last_mut() {
-                        top.pc = pc as u32;
-                    }
-                    self.frames.push(Frame { func: f, pc: 0, base: new_base as u32, dst: d });
+                    self.frames.push(Frame { func: f, size: callee.frame_size, pc: 0, base: new_base as u32, dst: d });
                     transfer!(pc, callee.start);
-                    fi = f;
-                    fn_end = callee.end as usize;
-                    frame_size = callee.frame_size as usize;
                     pc = callee.start as usize;
-                    base = new_base;
-                    regs = window!();
+                    regs = window!(new_base);
                     enter!();
                 }};
             }
@@ -731,7 +729,7 @@ impl<'p, A: Allocator> Vm<'p, A> {
                         _ => Value::Nil,
                     };
                     // Scope exit: release the frame's registers.
-                    for r in regs[..frame_size].iter_mut() {
+                    for r in regs[..top!().size as usize].iter_mut() {
                         if let old @ Value::Ref(_) = std::mem::take(r) {
                             if let Err(f) = self.heap.release(old, pc as u32 - 1) {
                                 self.heap.release_quiet(v);
@@ -755,19 +753,15 @@ impl<'p, A: Allocator> Vm<'p, A> {
                         }
                         return Ok(Some(Exit::Returned));
                     };
-                    fi = caller.func;
-                    let rt = &fns[fi as usize];
-                    fn_end = rt.end as usize;
-                    frame_size = rt.frame_size as usize;
                     transfer!(pc, caller.pc);
                     pc = caller.pc as usize;
-                    base = caller.base as usize;
-                    regs = window!();
+                    let (func, base) = (caller.func, caller.base);
+                    regs = window!(base);
                     if SLOW {
                         pending = Some(Traced {
-                            func: fi,
+                            func,
                             pc: pc as u32 - 1,
-                            base: base as u32,
+                            base,
                             ins: code[pc - 1],
                             returned: true,
                         });
@@ -1218,9 +1212,10 @@ mod tests {
         assert_eq!(err.message, "interrupted (Ctrl-C)");
         assert!(vm.was_interrupted() && !flag.load(Ordering::Relaxed));
         // The flag is read where a straight run starts and the stretch has
-        // less left than the rest of the function (three instructions).
+        // less left than the rest of the code (at most its length).
         let n = vm.instructions();
-        assert!((INTERRUPT_CHECK_STEPS - 3..=INTERRUPT_CHECK_STEPS).contains(&n), "{n}");
+        let len = vm.fused.len() as u64;
+        assert!((INTERRUPT_CHECK_STEPS - len..=INTERRUPT_CHECK_STEPS).contains(&n), "{n}");
         assert_eq!(err.frames.len(), 2, "spin and main");
         assert_eq!(vm.heap().objects().live(), 0, "frames released");
         // Not raised: the budget ends the run after exactly max_steps,
