@@ -729,12 +729,17 @@ impl<'p, A: Allocator> Vm<'p, A> {
                         _ => Value::Nil,
                     };
                     // Scope exit: release the frame's registers.
-                    for r in regs[..top!().size as usize].iter_mut() {
-                        if let old @ Value::Ref(_) = std::mem::take(r) {
+                    // (Only a reference is read out; anything else is just
+                    // overwritten with nil.)
+                    for r in regs.iter_mut().take(top!().size as usize) {
+                        if let Value::Ref(_) = *r {
+                            let old = std::mem::take(r);
                             if let Err(f) = self.heap.release(old, pc as u32 - 1) {
                                 self.heap.release_quiet(v);
                                 break 'run f;
                             }
+                        } else {
+                            *r = Value::Nil;
                         }
                     }
                     if SLOW {
@@ -899,14 +904,15 @@ impl<'p, A: Allocator> Vm<'p, A> {
                     Value::Int(xv) if xv < lim as i64 && !matches!(regs[y as usize], Value::Ref(_)) => {
                         let nx = xv + 1;
                         regs[x as usize] = Value::Int(nx);
-                        let r = nx < lim as i64;
-                        regs[y as usize] = Value::Int(r as i64);
                         // A branch, not a select: the taken side is
                         // predictable, and a select would make the next
-                        // fetch wait for the compare.
-                        if r {
+                        // fetch wait for the compare. Each side knows the
+                        // `lt`'s result.
+                        if nx < lim as i64 {
+                            regs[y as usize] = Value::Int(1);
                             jump!(pc + 2, pc - 1 - back as usize);
                         } else {
+                            regs[y as usize] = Value::Int(0);
                             pc = loop_exit(pc);
                         }
                     }
