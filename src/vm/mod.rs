@@ -613,25 +613,31 @@ impl<'p, A: Allocator> Vm<'p, A> {
 
             // A call: check the depth, make room for the callee's window,
             // copy the arguments, push the frame and switch to the callee.
+            // One or two arguments travel in locals: read, retained, then
+            // written into the callee's window. More come from a list in
+            // the constant pool and are copied between the two windows.
             macro_rules! call {
-                ($d:expr, $f:expr, $args:expr) => {{
+                ($d:expr, $f:expr, inline [$($a:expr),*]) => {{
                     let (d, f) = ($d, $f);
-                    if self.frames.len() >= max_depth {
-                        break 'run Fault::Msg(format!(
-                            "call depth exceeds {max_depth} (--max-depth): runaway recursion?"
-                        ));
-                    }
-                    let callee = &fns[f as usize];
-                    let caller = self.frames.last_mut().unwrap_or_else(|| unreachable!());
-                    caller.pc = pc as u32;
-                    let base = caller.base as usize;
-                    let new_base = base + caller.size as usize;
-                    if self.stack.len() < new_base + WINDOW {
-                        let want = (new_base + WINDOW).max(self.stack.len() * 2);
-                        self.stack.resize(want, Value::Nil);
-                    }
-                    // Arguments: from the caller's registers into the
-                    // callee's first ones (disjoint halves of the stack).
+                    call!(@depth);
+                    let args = [$(regs[$a as usize]),*];
+                    $(
+                        if let v @ Value::Ref(_) = regs[$a as usize] {
+                            tri!(retain_ref(&mut self.heap, v));
+                        }
+                    )*
+                    let new_base = call!(@room);
+                    regs = window!(new_base);
+                    regs[..args.len()].copy_from_slice(&args);
+                    call!(@switch d, f, new_base);
+                }};
+                ($d:expr, $f:expr, list $args:expr) => {{
+                    let (d, f) = ($d, $f);
+                    call!(@depth);
+                    let base = top!().base as usize;
+                    let new_base = call!(@room);
+                    // From the caller's registers into the callee's first
+                    // ones (disjoint halves of the stack).
                     let (cur, next) = self.stack.split_at_mut(new_base);
                     let cur = &cur[base..];
                     for (dst, &r) in next.iter_mut().zip($args.iter()) {
@@ -641,10 +647,34 @@ impl<'p, A: Allocator> Vm<'p, A> {
                         }
                         *dst = v;
                     }
+                    regs = window!(new_base);
+                    call!(@switch d, f, new_base);
+                }};
+                (@depth) => {
+                    if self.frames.len() >= max_depth {
+                        break 'run Fault::Msg(format!(
+                            "call depth exceeds {max_depth} (--max-depth): runaway recursion?"
+                        ));
+                    }
+                };
+                // Saves the return address, makes sure the stack holds the
+                // callee's window, and gives its base.
+                (@room) => {{
+                    let caller = self.frames.last_mut().unwrap_or_else(|| unreachable!());
+                    caller.pc = pc as u32;
+                    let new_base = caller.base as usize + caller.size as usize;
+                    if self.stack.len() < new_base + WINDOW {
+                        let want = (new_base + WINDOW).max(self.stack.len() * 2);
+                        self.stack.resize(want, Value::Nil);
+                    }
+                    new_base
+                }};
+                (@switch $d:expr, $f:expr, $new_base:expr) => {{
+                    let (d, f, new_base) = ($d, $f, $new_base);
+                    let callee = &fns[f as usize];
                     self.frames.push(Frame { func: f, size: callee.frame_size, pc: 0, base: new_base as u32, dst: d });
                     transfer!(pc, callee.start);
                     pc = callee.start as usize;
-                    regs = window!(new_base);
                     enter!();
                 }};
             }
@@ -720,9 +750,9 @@ impl<'p, A: Allocator> Vm<'p, A> {
                         jump!(pc, t)
                     }
                 }
-                Instr::Call { d, f, args } => call!(d, f, prog.reglist(args)),
-                Instr::Call1 { d, f, a } => call!(d, f, [a]),
-                Instr::Call2 { d, f, a, b } => call!(d, f, [a, b]),
+                Instr::Call { d, f, args } => call!(d, f, list prog.reglist(args)),
+                Instr::Call1 { d, f, a } => call!(d, f, inline[a]),
+                Instr::Call2 { d, f, a, b } => call!(d, f, inline[a, b]),
                 Instr::Ret0 {} | Instr::Ret { .. } => {
                     let v = match *ins {
                         Instr::Ret { s } => std::mem::take(&mut regs[s as usize]),
