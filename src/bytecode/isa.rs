@@ -213,6 +213,18 @@ macro_rules! for_each_op {
             GcThreshold = 0x73, "gcthreshold" { t0: T, t1: T, t2: T } "set the thresholds (T0 = 0: automatic collection off)";
             GcCount = 0x74, "gccount" { d: D, g: G } "rD = the count of generation G";
 
+            LtRRJ = 0xd0, "(fused)" { d: D, a: R, b: R, off: G, z: G } "internal: `lt rD, rA, rB` and the `jz`/`jnz rD` after it (Z = 1: jz) to the instruction OFF (signed) from the `lt`";
+            LtRIJ = 0xd1, "(fused)" { d: D, a: R, i: N, off: G, z: G } "internal: `lt rD, rA, IMM` (IMM a signed 16-bit value) and the `jz`/`jnz rD` after it, as LtRRJ";
+            LeRRJ = 0xd2, "(fused)" { d: D, a: R, b: R, off: G, z: G } "internal: `le rD, rA, rB` and the `jz`/`jnz rD` after it (Z = 1: jz) to the instruction OFF (signed) from the `le`";
+            LeRIJ = 0xd3, "(fused)" { d: D, a: R, i: N, off: G, z: G } "internal: `le rD, rA, IMM` (IMM a signed 16-bit value) and the `jz`/`jnz rD` after it, as LeRRJ";
+            GtRRJ = 0xd4, "(fused)" { d: D, a: R, b: R, off: G, z: G } "internal: `gt rD, rA, rB` and the `jz`/`jnz rD` after it (Z = 1: jz) to the instruction OFF (signed) from the `gt`";
+            GtRIJ = 0xd5, "(fused)" { d: D, a: R, i: N, off: G, z: G } "internal: `gt rD, rA, IMM` (IMM a signed 16-bit value) and the `jz`/`jnz rD` after it, as GtRRJ";
+            GeRRJ = 0xd6, "(fused)" { d: D, a: R, b: R, off: G, z: G } "internal: `ge rD, rA, rB` and the `jz`/`jnz rD` after it (Z = 1: jz) to the instruction OFF (signed) from the `ge`";
+            GeRIJ = 0xd7, "(fused)" { d: D, a: R, i: N, off: G, z: G } "internal: `ge rD, rA, IMM` (IMM a signed 16-bit value) and the `jz`/`jnz rD` after it, as GeRRJ";
+            EqRRJ = 0xd8, "(fused)" { d: D, a: R, b: R, off: G, z: G } "internal: `eq rD, rA, rB` and the `jz`/`jnz rD` after it (Z = 1: jz) to the instruction OFF (signed) from the `eq`";
+            EqRIJ = 0xd9, "(fused)" { d: D, a: R, i: N, off: G, z: G } "internal: `eq rD, rA, IMM` (IMM a signed 16-bit value) and the `jz`/`jnz rD` after it, as EqRRJ";
+            NeRRJ = 0xda, "(fused)" { d: D, a: R, b: R, off: G, z: G } "internal: `ne rD, rA, rB` and the `jz`/`jnz rD` after it (Z = 1: jz) to the instruction OFF (signed) from the `ne`";
+            NeRIJ = 0xdb, "(fused)" { d: D, a: R, i: N, off: G, z: G } "internal: `ne rD, rA, IMM` (IMM a signed 16-bit value) and the `jz`/`jnz rD` after it, as NeRRJ";
             Call1 = 0xee, "(fused)" { d: D, f: F, a: R } "internal: `call rD, FUNC, rA` with its one argument inline";
             Call2 = 0xef, "(fused)" { d: D, f: F, a: R, b: R } "internal: `call rD, FUNC, rA, rB` with its two arguments inline";
             IncLtJnz = 0xf0, "(fused)" { d: D, y: R, back: G, lim: I } "internal: `add rD, rD, 1; lt rY, rD, LIM; jnz rY, T` in one dispatch, T being BACK instructions before it";

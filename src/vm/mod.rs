@@ -582,6 +582,43 @@ impl<'p, A: Allocator> Vm<'p, A> {
                     }
                 }};
             }
+            // A fused compare and `jz`/`jnz` (see `fuse`): the compare
+            // writes rD as it would alone, then the branch is taken or the
+            // `jz`/`jnz` (still in place) is stepped over; either way both
+            // count. `$z` is 1 for `jz`, `$off` the signed distance from the
+            // compare to the target.
+            macro_rules! branch_on {
+                ($r:expr, $off:expr, $z:expr) => {
+                    if $r != ($z != 0) {
+                        jump!(pc + 1, (pc - 1).wrapping_add($off as i8 as isize as usize));
+                    } else {
+                        pc += 1;
+                    }
+                };
+            }
+            macro_rules! compare_jump {
+                ($d:expr, $a:expr, $kind:ident $b:expr, $name:literal, $op:tt, $off:expr, $z:expr) => {{
+                    if let (Value::Int(x), Some(y)) = (regs[$a as usize], int_of!($kind $b)) {
+                        let r = x $op y;
+                        set!($d, Value::Int(r as i64));
+                        branch_on!(r, $off, $z);
+                    } else {
+                        break 'run type_error(&self.heap, $name, regs[$a as usize], operand!($kind $b));
+                    }
+                }};
+            }
+            macro_rules! equal_jump {
+                ($d:expr, $a:expr, $kind:ident $b:expr, $want:expr, $off:expr, $z:expr) => {{
+                    let r = if let (Value::Int(x), Some(y)) = (regs[$a as usize], int_of!($kind $b)) {
+                        x == y
+                    } else {
+                        tri!(self.heap.equal(regs[$a as usize], operand!($kind $b)))
+                    };
+                    let r = r == $want;
+                    set!($d, Value::Int(r as i64));
+                    branch_on!(r, $off, $z);
+                }};
+            }
             macro_rules! add {
                 ($d:expr, $a:expr, $kind:ident $b:expr) => {{
                     if let (Value::Int(x), Some(y)) = (regs[$a as usize], int_of!($kind $b)) {
@@ -761,7 +798,8 @@ impl<'p, A: Allocator> Vm<'p, A> {
                     // Scope exit: release the frame's registers.
                     // (Only a reference is read out; anything else is just
                     // overwritten with nil.)
-                    for r in regs.iter_mut().take(top!().size as usize) {
+                    let n = (top!().size as usize).min(WINDOW);
+                    for r in &mut regs[..n] {
                         if let Value::Ref(_) = *r {
                             let old = std::mem::take(r);
                             if let Err(f) = self.heap.release(old, pc as u32 - 1) {
@@ -777,8 +815,8 @@ impl<'p, A: Allocator> Vm<'p, A> {
                             self.trace_line(t);
                         }
                     }
-                    let done = self.frames.pop().unwrap_or_else(|| unreachable!());
-                    let Some(caller) = self.frames.last() else {
+                    let [.., caller, done] = *self.frames.as_slice() else {
+                        self.frames.clear();
                         self.heap.release_quiet(v);
                         self.steps += used!() as u64;
                         if SLOW {
@@ -788,6 +826,7 @@ impl<'p, A: Allocator> Vm<'p, A> {
                         }
                         return Ok(Some(Exit::Returned));
                     };
+                    self.frames.truncate(self.frames.len() - 1);
                     transfer!(pc, caller.pc);
                     pc = caller.pc as usize;
                     let (func, base) = (caller.func, caller.base);
@@ -923,6 +962,19 @@ impl<'p, A: Allocator> Vm<'p, A> {
                     set!(d, Value::Int(n as i64))
                 }
 
+                Instr::LtRRJ { d, a, b, off, z } => compare_jump!(d, a, reg b, "lt", <, off, z),
+                Instr::LtRIJ { d, a, i, off, z } => compare_jump!(d, a, imm i as i16 as i64, "lt", <, off, z),
+                Instr::LeRRJ { d, a, b, off, z } => compare_jump!(d, a, reg b, "le", <=, off, z),
+                Instr::LeRIJ { d, a, i, off, z } => compare_jump!(d, a, imm i as i16 as i64, "le", <=, off, z),
+                Instr::GtRRJ { d, a, b, off, z } => compare_jump!(d, a, reg b, "gt", >, off, z),
+                Instr::GtRIJ { d, a, i, off, z } => compare_jump!(d, a, imm i as i16 as i64, "gt", >, off, z),
+                Instr::GeRRJ { d, a, b, off, z } => compare_jump!(d, a, reg b, "ge", >=, off, z),
+                Instr::GeRIJ { d, a, i, off, z } => compare_jump!(d, a, imm i as i16 as i64, "ge", >=, off, z),
+                Instr::EqRRJ { d, a, b, off, z } => equal_jump!(d, a, reg b, true, off, z),
+                Instr::EqRIJ { d, a, i, off, z } => equal_jump!(d, a, imm i as i16 as i64, true, off, z),
+                Instr::NeRRJ { d, a, b, off, z } => equal_jump!(d, a, reg b, false, off, z),
+                Instr::NeRIJ { d, a, i, off, z } => equal_jump!(d, a, imm i as i16 as i64, false, off, z),
+
                 // `add rX, rX, 1; lt rY, rX, L; jnz rY, T` in one dispatch
                 // (see `fuse`), all operands inline. Anything unusual (not
                 // an int, overflow, rY holding a reference) runs the `add`
@@ -1040,6 +1092,36 @@ pub(crate) fn fuse(code: &[Instr], prog: &Program) -> Vec<Instr> {
                 [a, b] => *ins = Instr::Call2 { d, f, a, b },
                 _ => {}
             }
+        }
+    }
+    // Compare and branch: `CMP rD, rA, rB|IMM; jz|jnz rD, T` with IMM in
+    // 16 bits and T within a signed byte of the compare.
+    for (pc, w) in code.windows(2).enumerate() {
+        let (s, t, z) = match w[1] {
+            Instr::Jz { s, t } => (s, t, 1),
+            Instr::Jnz { s, t } => (s, t, 0),
+            _ => continue,
+        };
+        let Ok(off) = i8::try_from(t as i64 - pc as i64) else { continue };
+        let off = off as u8;
+        let i16_of = |i: i32| i16::try_from(i).ok().map(|i| i as u16);
+        let fused = match w[0] {
+            Instr::LtRR { d, a, b } if d == s => Some(Instr::LtRRJ { d, a, b, off, z }),
+            Instr::LeRR { d, a, b } if d == s => Some(Instr::LeRRJ { d, a, b, off, z }),
+            Instr::GtRR { d, a, b } if d == s => Some(Instr::GtRRJ { d, a, b, off, z }),
+            Instr::GeRR { d, a, b } if d == s => Some(Instr::GeRRJ { d, a, b, off, z }),
+            Instr::EqRR { d, a, b } if d == s => Some(Instr::EqRRJ { d, a, b, off, z }),
+            Instr::NeRR { d, a, b } if d == s => Some(Instr::NeRRJ { d, a, b, off, z }),
+            Instr::LtRI { d, a, i } if d == s => i16_of(i).map(|i| Instr::LtRIJ { d, a, i, off, z }),
+            Instr::LeRI { d, a, i } if d == s => i16_of(i).map(|i| Instr::LeRIJ { d, a, i, off, z }),
+            Instr::GtRI { d, a, i } if d == s => i16_of(i).map(|i| Instr::GtRIJ { d, a, i, off, z }),
+            Instr::GeRI { d, a, i } if d == s => i16_of(i).map(|i| Instr::GeRIJ { d, a, i, off, z }),
+            Instr::EqRI { d, a, i } if d == s => i16_of(i).map(|i| Instr::EqRIJ { d, a, i, off, z }),
+            Instr::NeRI { d, a, i } if d == s => i16_of(i).map(|i| Instr::NeRIJ { d, a, i, off, z }),
+            _ => None,
+        };
+        if let Some(f) = fused {
+            out[pc] = f;
         }
     }
     for (pc, w) in code.windows(3).enumerate() {
