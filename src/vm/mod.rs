@@ -1284,8 +1284,48 @@ mod tests {
         ] {
             let loaded = crate::load("t.asm", text.as_bytes()).unwrap();
             let code = &loaded.program.funcs[loaded.program.main as usize].code;
-            assert_eq!(&fuse(code, &loaded.program), code);
+            let fused = fuse(code, &loaded.program);
+            assert!(!fused.iter().any(|i| matches!(i, Instr::IncLtJnz { .. })), "fused:\n{text}");
+            crate::fuzzing::check_execute(text, false).unwrap_or_else(|e| panic!("{e}\n{text}"));
         }
+    }
+
+    /// Every compare fuses with a `jz`/`jnz` on its register, forward or
+    /// back, and behaves as the pair run one by one (the checked run):
+    /// both outcomes, type errors, equality of objects, a reference in rD
+    /// released by the write, and an immediate or target out of range left
+    /// unfused.
+    #[test]
+    fn fused_compare_and_branch_behave_like_the_pair() {
+        let mut fused_ops = std::collections::BTreeSet::new();
+        for op in ["lt", "le", "gt", "ge", "eq", "ne"] {
+            for b in ["r1", "3", "-3", "40000"] {
+                for br in ["jz", "jnz"] {
+                    for a in ["li r0, 2", "li r0, 3", "li r0, -3", "str r0, \"x\"", "list r0"] {
+                        for d in ["li r2, 0", "list r2"] {
+                            let text = format!(
+                                "{a}\nli r1, 3\n{d}\nli r3, 0\ntop: add r3, r3, 1\n{op} r2, r0, {b}\n{br} r2, out\n\
+                                 gt r4, r3, 2\njz r4, top\nout: print r2, r3"
+                            );
+                            let loaded = crate::load("t.asm", text.as_bytes()).unwrap();
+                            let code = &loaded.program.funcs[loaded.program.main as usize].code;
+                            let fused = fuse(code, &loaded.program);
+                            let at = code.iter().position(|i| i.info().mnemonic == op).unwrap();
+                            assert_eq!(fused[at].info().is_internal(), b != "40000", "{text}");
+                            fused_ops.insert(fused[at].info().name);
+                            crate::fuzzing::check_execute(&text, false).unwrap_or_else(|e| panic!("{e}\n{text}"));
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(fused_ops.len(), 12 + 6, "{fused_ops:?}");
+        // A target more than a signed byte away stays a plain pair.
+        let far = format!("li r0, 0\nlt r1, r0, 1\njnz r1, end\n{}end: print r0", "li r2, 1\n".repeat(130));
+        let loaded = crate::load("t.asm", far.as_bytes()).unwrap();
+        let code = &loaded.program.funcs[loaded.program.main as usize].code;
+        assert_eq!(&fuse(code, &loaded.program), code);
+        crate::fuzzing::check_execute(&far, false).unwrap();
     }
 
     /// One- and two-argument calls carry them inline in the execution
