@@ -99,6 +99,10 @@ pub struct Vm<'p, A: Allocator> {
     fused: Vec<Instr>,
     /// The same without the fusion, for the slow loop.
     plain: Vec<Instr>,
+    /// What a call needs about each function.
+    fns: Vec<FnRt>,
+    /// The fuel the current stretch started with (see `exec`).
+    stretch: i64,
 }
 
 /// A function as calls and returns see it (built once per run).
@@ -128,6 +132,12 @@ impl<'p, A: Allocator> Vm<'p, A> {
             site_base.push(n);
             n = n.saturating_add(f.code.len() as u32);
         }
+        let fns = prog
+            .funcs
+            .iter()
+            .zip(&site_base)
+            .map(|(f, &start)| FnRt { start, frame_size: f.frame_size as u16 })
+            .collect();
         Vm {
             prog,
             heap,
@@ -142,6 +152,8 @@ impl<'p, A: Allocator> Vm<'p, A> {
             interrupted: false,
             fused: flatten(prog.funcs.iter().map(|f| fuse(&f.code, prog))),
             plain: flatten(prog.funcs.iter().map(|f| f.code.clone())),
+            fns,
+            stretch: 0,
         }
     }
 
@@ -328,24 +340,20 @@ impl<'p, A: Allocator> Vm<'p, A> {
         let ints = &prog.ints[..];
         let top = *self.frames.last().unwrap_or_else(|| unreachable!("a run has a frame"));
         // What a call needs about a function, in one place.
-        let fns: Vec<FnRt> = (0..prog.funcs.len())
-            .map(|f| FnRt { start: self.site_base[f], frame_size: prog.funcs[f].frame_size as u16 })
-            .collect();
-        let max_depth = self.limits.max_depth;
         let mut pc: usize = top.pc as usize;
-        let budget = self.limits.max_steps.unwrap_or(u64::MAX);
         // Fuel: instructions the budget still allows. An instruction that
         // finds none left does not run; the error points at it, and exactly
         // `--max-steps` instructions have run.
         // With an interrupt flag, the fuel comes in chunks, and running out
         // of a chunk (`refuel`) is where the flag is looked at.
         self.interrupted = false;
-        let mut fuel: i64 = fuel_chunk(self.steps, self.interrupt.is_some(), budget);
-        let mut start_fuel = fuel;
+        let mut fuel: i64 =
+            fuel_chunk(self.steps, self.interrupt.is_some(), self.limits.max_steps.unwrap_or(u64::MAX));
+        self.stretch = fuel;
         // The fast loop does not count single instructions: between
         // transfers of control the pc itself counts them. `mark` is the pc
         // at which the stretch's fuel would run out if execution went
-        // straight on, so the stretch has used `start_fuel + pc - mark`
+        // straight on, so the stretch has used `self.stretch + pc - mark`
         // instructions; a taken jump, a call or a return from position
         // `end - 1` to `t` moves the mark by `t - end`. A straight run only
         // starts while the mark lies at or beyond the end of the code (no
@@ -375,16 +383,16 @@ impl<'p, A: Allocator> Vm<'p, A> {
         macro_rules! used {
             () => {
                 if SLOW {
-                    start_fuel - fuel
+                    self.stretch - fuel
                 } else {
-                    start_fuel + pc as i64 - mark
+                    self.stretch + pc as i64 - mark
                 }
             };
         }
         if !SLOW && mark < code.len() as i64 {
-            match refill(&mut self.steps, &self.interrupt, &mut self.interrupted, budget, 0, code.len() - pc) {
+            match refill(&mut self.steps, &self.interrupt, &mut self.interrupted, self.limits.max_steps.unwrap_or(u64::MAX), 0, code.len() - pc) {
                 Ok(f) => {
-                    start_fuel = f;
+                    self.stretch = f;
                     mark = f + pc as i64;
                 }
                 Err(Some(f)) => return Err(f),
@@ -416,14 +424,14 @@ impl<'p, A: Allocator> Vm<'p, A> {
             pc += 1;
             if SLOW {
                 if fuel <= 0 {
-                    match refuel(&mut self.steps, &self.interrupt, &mut self.interrupted, budget, start_fuel - fuel) {
+                    match refuel(&mut self.steps, &self.interrupt, &mut self.interrupted, self.limits.max_steps.unwrap_or(u64::MAX), self.stretch - fuel) {
                         Ok(f) => {
                             fuel = f;
-                            start_fuel = f;
+                            self.stretch = f;
                         }
                         Err(f) => {
                             fuel = 0;
-                            start_fuel = 0;
+                            self.stretch = 0;
                             break 'run f;
                         }
                     }
@@ -447,16 +455,16 @@ impl<'p, A: Allocator> Vm<'p, A> {
                             &mut self.steps,
                             &self.interrupt,
                             &mut self.interrupted,
-                            budget,
-                            start_fuel + pc as i64 - mark,
+                            self.limits.max_steps.unwrap_or(u64::MAX),
+                            self.stretch + pc as i64 - mark,
                             code.len() - pc,
                         ) {
                             Ok(f) => {
-                                start_fuel = f;
+                                self.stretch = f;
                                 mark = f + pc as i64;
                             }
                             Err(Some(f)) => {
-                                start_fuel = 0;
+                                self.stretch = 0;
                                 mark = pc as i64;
                                 break 'run f;
                             }
@@ -688,7 +696,8 @@ impl<'p, A: Allocator> Vm<'p, A> {
                     call!(@switch d, f, new_base);
                 }};
                 (@depth) => {
-                    if self.frames.len() >= max_depth {
+                    if self.frames.len() >= self.limits.max_depth {
+                        let max_depth = self.limits.max_depth;
                         break 'run Fault::Msg(format!(
                             "call depth exceeds {max_depth} (--max-depth): runaway recursion?"
                         ));
@@ -708,7 +717,7 @@ impl<'p, A: Allocator> Vm<'p, A> {
                 }};
                 (@switch $d:expr, $f:expr, $new_base:expr) => {{
                     let (d, f, new_base) = ($d, $f, $new_base);
-                    let callee = &fns[f as usize];
+                    let callee = &self.fns[f as usize];
                     self.frames.push(Frame { func: f, size: callee.frame_size, pc: 0, base: new_base as u32, dst: d });
                     transfer!(pc, callee.start);
                     pc = callee.start as usize;
