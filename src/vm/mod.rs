@@ -336,8 +336,6 @@ impl<'p, A: Allocator> Vm<'p, A> {
 
     #[inline(always)]
     fn exec<const SLOW: bool>(&mut self, out: &mut dyn Write, code: &[Instr]) -> Result<Option<Exit>, Fault> {
-        let prog: &'p Program = self.prog;
-        let ints = &prog.ints[..];
         let top = *self.frames.last().unwrap_or_else(|| unreachable!("a run has a frame"));
         // What a call needs about a function, in one place.
         let mut pc: usize = top.pc as usize;
@@ -726,7 +724,7 @@ impl<'p, A: Allocator> Vm<'p, A> {
             }
             match *ins {
                 Instr::LiI { d, i } => set!(d, Value::Int(i as i64)),
-                Instr::LiW { d, w } => set!(d, Value::Int(ints[w as usize])),
+                Instr::LiW { d, w } => set!(d, Value::Int(self.prog.ints[w as usize])),
                 Instr::Mov { d, s } => {
                     let v = regs[s as usize];
                     if let Value::Ref(_) = v {
@@ -738,38 +736,38 @@ impl<'p, A: Allocator> Vm<'p, A> {
 
                 Instr::AddRR { d, a, b } => add!(d, a, reg b),
                 Instr::AddRI { d, a, i } => add!(d, a, imm i as i64),
-                Instr::AddRW { d, a, w } => add!(d, a, imm ints[w as usize]),
+                Instr::AddRW { d, a, w } => add!(d, a, imm self.prog.ints[w as usize]),
                 Instr::SubRR { d, a, b } => arith!(d, a, reg b, "sub", i64::checked_sub),
                 Instr::SubRI { d, a, i } => arith!(d, a, imm i as i64, "sub", i64::checked_sub),
-                Instr::SubRW { d, a, w } => arith!(d, a, imm ints[w as usize], "sub", i64::checked_sub),
+                Instr::SubRW { d, a, w } => arith!(d, a, imm self.prog.ints[w as usize], "sub", i64::checked_sub),
                 Instr::MulRR { d, a, b } => arith!(d, a, reg b, "mul", i64::checked_mul),
                 Instr::MulRI { d, a, i } => arith!(d, a, imm i as i64, "mul", i64::checked_mul),
-                Instr::MulRW { d, a, w } => arith!(d, a, imm ints[w as usize], "mul", i64::checked_mul),
+                Instr::MulRW { d, a, w } => arith!(d, a, imm self.prog.ints[w as usize], "mul", i64::checked_mul),
                 Instr::DivRR { d, a, b } => arith!(d, a, reg b, "div", floor_div),
                 Instr::DivRI { d, a, i } => arith!(d, a, imm i as i64, "div", floor_div),
-                Instr::DivRW { d, a, w } => arith!(d, a, imm ints[w as usize], "div", floor_div),
+                Instr::DivRW { d, a, w } => arith!(d, a, imm self.prog.ints[w as usize], "div", floor_div),
                 Instr::ModRR { d, a, b } => arith!(d, a, reg b, "mod", floor_mod),
                 Instr::ModRI { d, a, i } => arith!(d, a, imm i as i64, "mod", floor_mod),
-                Instr::ModRW { d, a, w } => arith!(d, a, imm ints[w as usize], "mod", floor_mod),
+                Instr::ModRW { d, a, w } => arith!(d, a, imm self.prog.ints[w as usize], "mod", floor_mod),
 
                 Instr::EqRR { d, a, b } => equal!(d, a, reg b, true),
                 Instr::EqRI { d, a, i } => equal!(d, a, imm i as i64, true),
-                Instr::EqRW { d, a, w } => equal!(d, a, imm ints[w as usize], true),
+                Instr::EqRW { d, a, w } => equal!(d, a, imm self.prog.ints[w as usize], true),
                 Instr::NeRR { d, a, b } => equal!(d, a, reg b, false),
                 Instr::NeRI { d, a, i } => equal!(d, a, imm i as i64, false),
-                Instr::NeRW { d, a, w } => equal!(d, a, imm ints[w as usize], false),
+                Instr::NeRW { d, a, w } => equal!(d, a, imm self.prog.ints[w as usize], false),
                 Instr::LtRR { d, a, b } => compare!(d, a, reg b, "lt", <),
                 Instr::LtRI { d, a, i } => compare!(d, a, imm i as i64, "lt", <),
-                Instr::LtRW { d, a, w } => compare!(d, a, imm ints[w as usize], "lt", <),
+                Instr::LtRW { d, a, w } => compare!(d, a, imm self.prog.ints[w as usize], "lt", <),
                 Instr::LeRR { d, a, b } => compare!(d, a, reg b, "le", <=),
                 Instr::LeRI { d, a, i } => compare!(d, a, imm i as i64, "le", <=),
-                Instr::LeRW { d, a, w } => compare!(d, a, imm ints[w as usize], "le", <=),
+                Instr::LeRW { d, a, w } => compare!(d, a, imm self.prog.ints[w as usize], "le", <=),
                 Instr::GtRR { d, a, b } => compare!(d, a, reg b, "gt", >),
                 Instr::GtRI { d, a, i } => compare!(d, a, imm i as i64, "gt", >),
-                Instr::GtRW { d, a, w } => compare!(d, a, imm ints[w as usize], "gt", >),
+                Instr::GtRW { d, a, w } => compare!(d, a, imm self.prog.ints[w as usize], "gt", >),
                 Instr::GeRR { d, a, b } => compare!(d, a, reg b, "ge", >=),
                 Instr::GeRI { d, a, i } => compare!(d, a, imm i as i64, "ge", >=),
-                Instr::GeRW { d, a, w } => compare!(d, a, imm ints[w as usize], "ge", >=),
+                Instr::GeRW { d, a, w } => compare!(d, a, imm self.prog.ints[w as usize], "ge", >=),
                 Instr::Not { d, s } => {
                     let v = regs[s as usize];
                     if let Value::Ref(h) = v {
@@ -796,7 +794,7 @@ impl<'p, A: Allocator> Vm<'p, A> {
                         jump!(pc, t)
                     }
                 }
-                Instr::Call { d, f, args } => call!(d, f, list prog.reglist(args)),
+                Instr::Call { d, f, args } => call!(d, f, list self.prog.reglist(args)),
                 Instr::Call1 { d, f, a } => call!(d, f, inline[a]),
                 Instr::Call2 { d, f, a, b } => call!(d, f, inline[a, b]),
                 Instr::Ret0 {} | Instr::Ret { .. } => {
@@ -870,7 +868,7 @@ impl<'p, A: Allocator> Vm<'p, A> {
                 }
                 Instr::Print { args } => {
                     line.clear();
-                    for (i, &r) in prog.reglist(args).iter().enumerate() {
+                    for (i, &r) in self.prog.reglist(args).iter().enumerate() {
                         if i > 0 {
                             line.push(' ');
                         }
@@ -896,7 +894,7 @@ impl<'p, A: Allocator> Vm<'p, A> {
                     set!(d, v)
                 }
                 Instr::Str { d, s } => {
-                    let v = tri!(self.heap.new_str(&prog.strings[s as usize], site!()));
+                    let v = tri!(self.heap.new_str(&self.prog.strings[s as usize], site!()));
                     set!(d, v)
                 }
                 Instr::LoadRR { d, o, k } => {
@@ -908,7 +906,7 @@ impl<'p, A: Allocator> Vm<'p, A> {
                     set!(d, v)
                 }
                 Instr::LoadRW { d, o, w } => {
-                    let v = tri!(self.heap.load(regs[o as usize], Value::Int(ints[w as usize])));
+                    let v = tri!(self.heap.load(regs[o as usize], Value::Int(self.prog.ints[w as usize])));
                     set!(d, v)
                 }
                 Instr::StoreRR { o, k, s } => {
@@ -918,7 +916,7 @@ impl<'p, A: Allocator> Vm<'p, A> {
                     tri!(self.heap.store(regs[o as usize], Value::Int(i as i64), regs[s as usize], site!()))
                 }
                 Instr::StoreRW { o, w, s } => {
-                    tri!(self.heap.store(regs[o as usize], Value::Int(ints[w as usize]), regs[s as usize], site!()))
+                    tri!(self.heap.store(regs[o as usize], Value::Int(self.prog.ints[w as usize]), regs[s as usize], site!()))
                 }
                 Instr::Push { l, s } => tri!(self.heap.push(regs[l as usize], regs[s as usize])),
                 Instr::Pop { d, l } => {
@@ -938,7 +936,7 @@ impl<'p, A: Allocator> Vm<'p, A> {
                     set!(d, Value::Int(b as i64))
                 }
                 Instr::HasRW { d, o, w } => {
-                    let b = tri!(self.heap.has(regs[o as usize], Value::Int(ints[w as usize])));
+                    let b = tri!(self.heap.has(regs[o as usize], Value::Int(self.prog.ints[w as usize])));
                     set!(d, Value::Int(b as i64))
                 }
                 Instr::DelItemRR { o, k } => tri!(self.heap.delitem(regs[o as usize], regs[k as usize], site!())),
@@ -946,7 +944,7 @@ impl<'p, A: Allocator> Vm<'p, A> {
                     tri!(self.heap.delitem(regs[o as usize], Value::Int(i as i64), site!()))
                 }
                 Instr::DelItemRW { o, w } => {
-                    tri!(self.heap.delitem(regs[o as usize], Value::Int(ints[w as usize]), site!()))
+                    tri!(self.heap.delitem(regs[o as usize], Value::Int(self.prog.ints[w as usize]), site!()))
                 }
                 Instr::Incref { s } => tri!(self.heap.incref(regs[s as usize])),
                 Instr::Decref { s } => tri!(self.heap.decref(regs[s as usize], site!())),
@@ -962,9 +960,9 @@ impl<'p, A: Allocator> Vm<'p, A> {
                 Instr::GcEnable {} => self.heap.gc_set_enabled(true),
                 Instr::GcDisable {} => self.heap.gc_set_enabled(false),
                 Instr::GcThreshold { t0, t1, t2 } => self.heap.gc_set_thresholds([
-                    ints[t0 as usize] as u64,
-                    ints[t1 as usize] as u64,
-                    ints[t2 as usize] as u64,
+                    self.prog.ints[t0 as usize] as u64,
+                    self.prog.ints[t1 as usize] as u64,
+                    self.prog.ints[t2 as usize] as u64,
                 ]),
                 Instr::GcCount { d, g } => {
                     let n = self.heap.gc_count(g as usize);
