@@ -349,16 +349,18 @@ impl<'p, A: Allocator> Vm<'p, A> {
             fuel_chunk(self.steps, self.interrupt.is_some(), self.limits.max_steps.unwrap_or(u64::MAX));
         self.stretch = fuel;
         // The fast loop does not count single instructions: between
-        // transfers of control the pc itself counts them. `mark` is the pc
-        // at which the stretch's fuel would run out if execution went
-        // straight on, so the stretch has used `self.stretch + pc - mark`
-        // instructions; a taken jump, a call or a return from position
+        // transfers of control the pc itself counts them. Let the mark be
+        // the pc at which the stretch's fuel would run out if execution
+        // went straight on: the stretch has used `self.stretch + pc - mark`
+        // instructions, and a taken jump, a call or a return from position
         // `end - 1` to `t` moves the mark by `t - end`. A straight run only
         // starts while the mark lies at or beyond the end of the code (no
         // run can go further), so no instruction has to test the fuel.
-        // When the budget has less left than that, the run goes on in the
-        // slow loop, which counts one by one (`Ok(None)`).
-        let mut mark: i64 = fuel + pc as i64;
+        // `slack` is how far beyond (mark - code.len()), so the test is its
+        // sign. When the budget has less left than a run may need, the run
+        // goes on in the slow loop, which counts one by one (`Ok(None)`).
+        let len = code.len() as i64;
+        let mut slack: i64 = fuel + pc as i64 - len;
         let mut pending: Option<Traced> = None;
         let mut verify_skip: usize = 0;
         let mut line = String::new();
@@ -383,15 +385,15 @@ impl<'p, A: Allocator> Vm<'p, A> {
                 if SLOW {
                     self.stretch - fuel
                 } else {
-                    self.stretch + pc as i64 - mark
+                    self.stretch + pc as i64 - slack - len
                 }
             };
         }
-        if !SLOW && mark < code.len() as i64 {
+        if !SLOW && slack < 0 {
             match refill(&mut self.steps, &self.interrupt, &mut self.interrupted, self.limits.max_steps.unwrap_or(u64::MAX), 0, code.len() - pc) {
                 Ok(f) => {
                     self.stretch = f;
-                    mark = f + pc as i64;
+                    slack = f + pc as i64 - len;
                 }
                 Err(Some(f)) => return Err(f),
                 Err(None) => return Ok(None),
@@ -448,22 +450,22 @@ impl<'p, A: Allocator> Vm<'p, A> {
             // interrupt check), or hand over to the slow loop.
             macro_rules! enter {
                 () => {
-                    if !SLOW && mark < code.len() as i64 {
+                    if !SLOW && slack < 0 {
                         match refill(
                             &mut self.steps,
                             &self.interrupt,
                             &mut self.interrupted,
                             self.limits.max_steps.unwrap_or(u64::MAX),
-                            self.stretch + pc as i64 - mark,
+                            self.stretch + pc as i64 - slack - len,
                             code.len() - pc,
                         ) {
                             Ok(f) => {
                                 self.stretch = f;
-                                mark = f + pc as i64;
+                                slack = f + pc as i64 - len;
                             }
                             Err(Some(f)) => {
                                 self.stretch = 0;
-                                mark = pc as i64;
+                                slack = pc as i64 - len;
                                 break 'run f;
                             }
                             Err(None) => {
@@ -479,7 +481,7 @@ impl<'p, A: Allocator> Vm<'p, A> {
             macro_rules! transfer {
                 ($end:expr, $t:expr) => {
                     if !SLOW {
-                        mark += $t as i64 - $end as i64;
+                        slack -= $end as i64 - $t as i64;
                     }
                 };
             }
