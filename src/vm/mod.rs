@@ -509,6 +509,9 @@ impl<'p, A: Allocator> Vm<'p, A> {
                     // Only a reference needs releasing: test the tag in
                     // place instead of copying the old value out.
                     if let Value::Ref(_) = *slot {
+                        // Out of the straight line: the common write
+                        // falls through.
+                        std::hint::cold_path();
                         let old = std::mem::replace(slot, new);
                         tri!(release_ref(&mut self.heap, old, site!()));
                     } else {
@@ -1007,7 +1010,10 @@ impl<'p, A: Allocator> Vm<'p, A> {
                             pc = loop_exit(pc);
                         }
                     }
-                    _ => add!(x, x, imm 1),
+                    _ => {
+                        std::hint::cold_path();
+                        add!(x, x, imm 1)
+                    }
                 },
             }
         };
