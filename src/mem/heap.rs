@@ -237,16 +237,19 @@ impl<A: Allocator> Heap<A> {
         Ok(self.created(h, ObjKind::Record))
     }
 
+    #[inline(never)]
     pub fn new_list(&mut self, site: Site) -> Result<Value, Fault> {
         let h = self.objs.new_list(site)?;
         Ok(self.created(h, ObjKind::List))
     }
 
+    #[inline(never)]
     pub fn new_dict(&mut self, site: Site) -> Result<Value, Fault> {
         let h = self.objs.new_dict(site)?;
         Ok(self.created(h, ObjKind::Dict))
     }
 
+    #[inline(never)]
     pub fn new_str(&mut self, s: &str, site: Site) -> Result<Value, Fault> {
         let h = self.objs.new_str(s, site)?;
         Ok(self.created(h, ObjKind::Str))
@@ -280,6 +283,7 @@ impl<A: Allocator> Heap<A> {
     }
 
     /// `add` of two strings: a new string.
+    #[inline(never)]
     pub fn concat(&mut self, a: Value, b: Value, site: Site) -> Result<Option<Value>, Fault> {
         let (Some(x), Some(y)) = (self.as_str(a)?, self.as_str(b)?) else { return Ok(None) };
         let mut s = String::with_capacity(x.len() + y.len());
@@ -290,6 +294,7 @@ impl<A: Allocator> Heap<A> {
 
     /// `eq`: ints and strings by value, nil equals nil, other objects by
     /// identity. Flat: never recurses.
+    #[inline(never)]
     pub fn equal(&self, a: Value, b: Value) -> Result<bool, Fault> {
         Ok(match (a, b) {
             (Value::Nil, Value::Nil) => true,
@@ -487,6 +492,7 @@ impl<A: Allocator> Heap<A> {
     }
 
     /// `push`: append `v` (retained) to list `l`.
+    #[inline(never)]
     pub fn push(&mut self, l: Value, v: Value) -> Result<(), Fault> {
         let (h, kind) = self.container(l, "push onto")?;
         if kind != ObjKind::List {
@@ -501,6 +507,7 @@ impl<A: Allocator> Heap<A> {
 
     /// `pop`: remove the last element of list `l`; its count passes to the
     /// caller.
+    #[inline(never)]
     pub fn pop(&mut self, l: Value) -> Result<Value, Fault> {
         let (h, kind) = self.container(l, "pop from")?;
         if kind != ObjKind::List {
@@ -515,6 +522,7 @@ impl<A: Allocator> Heap<A> {
     }
 
     /// `len`.
+    #[inline(never)]
     pub fn len(&mut self, o: Value) -> Result<i64, Fault> {
         let (h, _) = self.container(o, "take the length of")?;
         Ok(match self.objs.view(h.slot) {
@@ -525,6 +533,7 @@ impl<A: Allocator> Heap<A> {
     }
 
     /// `has`: is `k` a key of dict `o`?
+    #[inline(never)]
     pub fn has(&mut self, o: Value, k: Value) -> Result<bool, Fault> {
         let (h, kind) = self.container(o, "look up a key in")?;
         if kind != ObjKind::Dict {
@@ -536,6 +545,7 @@ impl<A: Allocator> Heap<A> {
     }
 
     /// `delitem`: remove a dict key or a list element.
+    #[inline(never)]
     pub fn delitem(&mut self, o: Value, k: Value, site: Site) -> Result<(), Fault> {
         let (h, kind) = self.container(o, "delete an item of")?;
         let old = match kind {
@@ -558,6 +568,7 @@ impl<A: Allocator> Heap<A> {
     }
 
     /// `refcount`.
+    #[inline(never)]
     pub fn refcount(&self, v: Value) -> Result<i64, Fault> {
         match v {
             Value::Ref(h) => {
@@ -569,6 +580,7 @@ impl<A: Allocator> Heap<A> {
     }
 
     /// `incref`: one more count, with no new owner.
+    #[inline(never)]
     pub fn incref(&mut self, v: Value) -> Result<(), Fault> {
         let Value::Ref(h) = v else {
             return msg(format!("incref needs an object, not {}", self.type_name(v)));
@@ -580,6 +592,7 @@ impl<A: Allocator> Heap<A> {
 
     /// `decref`: one count less, freeing the object at zero even if owners
     /// still hold it (they now hold dangling references, which are caught).
+    #[inline(never)]
     pub fn decref(&mut self, v: Value, site: Site) -> Result<(), Fault> {
         let Value::Ref(h) = v else {
             return msg(format!("decref needs an object, not {}", self.type_name(v)));
@@ -594,6 +607,7 @@ impl<A: Allocator> Heap<A> {
     /// level and quoted inside containers; a container met again while it
     /// is being printed prints as `(...)`, `[...]` or `{...}`. Iterative:
     /// nesting depth never grows the host stack.
+    #[inline(never)]
     pub fn format_value(&mut self, v: Value, out: &mut String) -> Result<(), Fault> {
         enum Task {
             Val(Value),
