@@ -136,7 +136,7 @@ impl<'p, A: Allocator> Vm<'p, A> {
             .funcs
             .iter()
             .zip(&site_base)
-            .map(|(f, &start)| FnRt { start, frame_size: f.frame_size as u16 })
+            .map(|(f, &start)| FnRt { start, frame_size: f.frame_size })
             .collect();
         Vm {
             prog,
@@ -232,7 +232,7 @@ impl<'p, A: Allocator> Vm<'p, A> {
         self.stack.clear();
         self.stack.resize(WINDOW, Value::Nil);
         self.frames.clear();
-        let size = self.prog.funcs[main as usize].frame_size as u16;
+        let size = self.prog.funcs[main as usize].frame_size;
         self.frames.push(Frame { func: main, size, pc: self.site_base[main as usize], base: 0, dst: 0 });
         let plain = std::mem::take(&mut self.plain);
         let r = if self.trace.is_some() || self.verify_each_step {
@@ -345,8 +345,7 @@ impl<'p, A: Allocator> Vm<'p, A> {
         // With an interrupt flag, the fuel comes in chunks, and running out
         // of a chunk (`refuel`) is where the flag is looked at.
         self.interrupted = false;
-        let mut fuel: i64 =
-            fuel_chunk(self.steps, self.interrupt.is_some(), self.limits.max_steps.unwrap_or(u64::MAX));
+        let mut fuel: i64 = fuel_chunk(self.steps, self.interrupt.is_some(), self.limits.max_steps.unwrap_or(u64::MAX));
         self.stretch = fuel;
         // The fast loop does not count single instructions: between
         // transfers of control the pc itself counts them. Let the mark be
@@ -390,7 +389,14 @@ impl<'p, A: Allocator> Vm<'p, A> {
             };
         }
         if !SLOW && slack < 0 {
-            match refill(&mut self.steps, &self.interrupt, &mut self.interrupted, self.limits.max_steps.unwrap_or(u64::MAX), 0, code.len() - pc) {
+            match refill(
+                &mut self.steps,
+                &self.interrupt,
+                &mut self.interrupted,
+                self.limits.max_steps.unwrap_or(u64::MAX),
+                0,
+                code.len() - pc,
+            ) {
                 Ok(f) => {
                     self.stretch = f;
                     slack = f + pc as i64 - len;
@@ -424,7 +430,13 @@ impl<'p, A: Allocator> Vm<'p, A> {
             pc += 1;
             if SLOW {
                 if fuel <= 0 {
-                    match refuel(&mut self.steps, &self.interrupt, &mut self.interrupted, self.limits.max_steps.unwrap_or(u64::MAX), self.stretch - fuel) {
+                    match refuel(
+                        &mut self.steps,
+                        &self.interrupt,
+                        &mut self.interrupted,
+                        self.limits.max_steps.unwrap_or(u64::MAX),
+                        self.stretch - fuel,
+                    ) {
                         Ok(f) => {
                             fuel = f;
                             self.stretch = f;
@@ -844,13 +856,7 @@ impl<'p, A: Allocator> Vm<'p, A> {
                     let (func, base) = (caller.func, caller.base);
                     regs = window!(base);
                     if SLOW {
-                        pending = Some(Traced {
-                            func,
-                            pc: pc as u32 - 1,
-                            base,
-                            ins: code[pc - 1],
-                            returned: true,
-                        });
+                        pending = Some(Traced { func, pc: pc as u32 - 1, base, ins: code[pc - 1], returned: true });
                     }
                     let d = done.dst;
                     set!(d, v);
@@ -921,7 +927,12 @@ impl<'p, A: Allocator> Vm<'p, A> {
                     tri!(self.heap.store(regs[o as usize], Value::Int(i as i64), regs[s as usize], site!()))
                 }
                 Instr::StoreRW { o, w, s } => {
-                    tri!(self.heap.store(regs[o as usize], Value::Int(self.prog.ints[w as usize]), regs[s as usize], site!()))
+                    tri!(self.heap.store(
+                        regs[o as usize],
+                        Value::Int(self.prog.ints[w as usize]),
+                        regs[s as usize],
+                        site!()
+                    ))
                 }
                 Instr::Push { l, s } => tri!(self.heap.push(regs[l as usize], regs[s as usize])),
                 Instr::Pop { d, l } => {
@@ -1410,7 +1421,8 @@ mod tests {
     /// counts one by one.
     #[test]
     fn every_budget_stops_the_fast_loop_where_the_slow_one_stops() {
-        let text = "li r0, 0\nli r1, 0\ntop: add r1, r1, r0\ncall r2, f, r0\nadd r0, r0, 1\nlt r3, r0, 6\njnz r3, top\n\
+        let text =
+            "li r0, 0\nli r1, 0\ntop: add r1, r1, r0\ncall r2, f, r0\nadd r0, r0, 1\nlt r3, r0, 6\njnz r3, top\n\
                     new r4, 2\nstore r4, 0, r1\nprint r1, r4\nlt r5, r1, 0\njz r5, end\nprint r5\nend: halt\n\
                     .func f 1\nlt r1, r0, 3\njz r1, big\nret r0\nbig: sub r0, r0, 1\ncall r0, f, r0\nret r0\n.end";
         let loaded = crate::load("t.asm", text.as_bytes()).unwrap();
@@ -1421,7 +1433,8 @@ mod tests {
                 vm.set_interrupt(Arc::new(AtomicBool::new(false)));
             }
             let mut out = Vec::new();
-            let err = vm.run(&mut out).err().map(|e| (e.message, e.frames.iter().map(|f| f.pos.line).collect::<Vec<_>>()));
+            let err =
+                vm.run(&mut out).err().map(|e| (e.message, e.frames.iter().map(|f| f.pos.line).collect::<Vec<_>>()));
             (String::from_utf8(out).unwrap(), err, vm.instructions(), vm.heap().objects().live())
         };
         let total = run(u64::MAX, true, false).2;
