@@ -132,12 +132,8 @@ impl<'p, A: Allocator> Vm<'p, A> {
             site_base.push(n);
             n = n.saturating_add(f.code.len() as u32);
         }
-        let fns = prog
-            .funcs
-            .iter()
-            .zip(&site_base)
-            .map(|(f, &start)| FnRt { start, frame_size: f.frame_size })
-            .collect();
+        let fns =
+            prog.funcs.iter().zip(&site_base).map(|(f, &start)| FnRt { start, frame_size: f.frame_size }).collect();
         Vm {
             prog,
             heap,
