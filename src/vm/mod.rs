@@ -309,6 +309,11 @@ impl<'p, A: Allocator> Vm<'p, A> {
     }
 
     fn trace_line(&mut self, t: Traced) {
+        // The slow loop also runs without a trace: per-step verification,
+        // or the last stretch of a budget handed over by the fast loop.
+        if self.trace.is_none() {
+            return;
+        }
         let prog = self.prog;
         let f = &prog.funcs[t.func as usize];
         let line = f.lines[(t.pc - self.site_base[t.func as usize]) as usize].line;
