@@ -30,7 +30,8 @@ use std::sync::Arc;
 const WINDOW: usize = 256;
 
 /// With an interrupt flag set (see [`Vm::set_interrupt`]), the VM looks at
-/// it at least once every this many instructions.
+/// it at least once every this many instructions (or every program-length
+/// many, for a program longer than that).
 pub const INTERRUPT_CHECK_STEPS: u64 = 1 << 16;
 
 /// The longest stretch of fuel handed out at once: small enough that the
