@@ -428,7 +428,16 @@ impl<'p, A: Allocator> Vm<'p, A> {
                 }
                 regs = window!(top!().base);
             }
-            let ins: &Instr = &code[pc];
+            // Verified code never runs off its end; should it, the fetch
+            // yields `Trap` (a select, not a branch, so that the dispatch
+            // stays one block).
+            let ins: &Instr = match code.get(pc) {
+                Some(ins) => ins,
+                None => {
+                    std::hint::cold_path();
+                    &Instr::Trap {}
+                }
+            };
             pc += 1;
             if SLOW {
                 if fuel <= 0 {
@@ -987,6 +996,10 @@ impl<'p, A: Allocator> Vm<'p, A> {
                     set!(d, Value::Int(n as i64))
                 }
 
+                Instr::Trap {} => {
+                    std::hint::cold_path();
+                    break 'run Fault::Msg(format!("internal error: no instruction at {}", pc - 1));
+                }
                 Instr::LtRRJ { d, a, b, off, z } => compare_jump!(d, a, reg b, "lt", <, off, z),
                 Instr::LtRIJ { d, a, i, off, z } => compare_jump!(d, a, imm i as i16 as i64, "lt", <, off, z),
                 Instr::LeRRJ { d, a, b, off, z } => compare_jump!(d, a, reg b, "le", <=, off, z),
@@ -1447,6 +1460,19 @@ mod tests {
             assert_eq!(run(steps, false, false), slow, "--max-steps {steps}");
             assert_eq!(run(steps, false, true), slow, "--max-steps {steps} with an interrupt flag");
         }
+    }
+
+    /// Running off the end of the code (impossible for verified code) is a
+    /// runtime error, not a panic: the fetch yields `Trap`.
+    #[test]
+    fn a_pc_past_the_code_is_an_error() {
+        let loaded = crate::load("t.asm", b"li r0, 1\nret r0").unwrap();
+        let mut vm = spin_vm(&loaded.program, None);
+        let last = vm.fused.len() - 1;
+        vm.fused[last] = Instr::LiI { d: 1, i: 2 };
+        let err = vm.run(&mut Vec::new()).unwrap_err();
+        assert_eq!(err.message, format!("internal error: no instruction at {}", last + 1));
+        assert_eq!(vm.instructions(), 3, "two instructions and the failing fetch");
     }
 
     #[test]
