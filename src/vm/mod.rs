@@ -547,7 +547,7 @@ impl<'p, A: Allocator> Vm<'p, A> {
             // Both still count as executed instructions; the slow path
             // (trace, per-step verification) runs them one by one.
             macro_rules! fuse_branch {
-                ($d:expr, $r:expr) => {
+                ($r:expr, $d:expr) => {
                     if !SLOW {
                         match code[pc] {
                             Instr::Jnz { s, t } if s == $d => {
@@ -605,12 +605,15 @@ impl<'p, A: Allocator> Vm<'p, A> {
                     }
                 }};
             }
+            // A compare writes rD, then `$then!(result, ...)` branches:
+            // `fuse_branch` when a `jz`/`jnz` may follow, `branch_on` in a
+            // fused compare-and-branch.
             macro_rules! compare {
-                ($d:expr, $a:expr, $kind:ident $b:expr, $name:literal, $op:tt) => {{
+                ($d:expr, $a:expr, $kind:ident $b:expr, $name:literal, $op:tt; $then:ident($($t:expr),*)) => {{
                     if let (Value::Int(x), Some(y)) = (regs[$a as usize], int_of!($kind $b)) {
                         let r = x $op y;
                         set!($d, Value::Int(r as i64));
-                        fuse_branch!($d, r);
+                        $then!(r, $($t),*);
                     } else {
                         break 'run type_error(&self.heap, $name, regs[$a as usize], operand!($kind $b));
                     }
@@ -630,29 +633,6 @@ impl<'p, A: Allocator> Vm<'p, A> {
                     }
                 };
             }
-            macro_rules! compare_jump {
-                ($d:expr, $a:expr, $kind:ident $b:expr, $name:literal, $op:tt, $off:expr, $z:expr) => {{
-                    if let (Value::Int(x), Some(y)) = (regs[$a as usize], int_of!($kind $b)) {
-                        let r = x $op y;
-                        set!($d, Value::Int(r as i64));
-                        branch_on!(r, $off, $z);
-                    } else {
-                        break 'run type_error(&self.heap, $name, regs[$a as usize], operand!($kind $b));
-                    }
-                }};
-            }
-            macro_rules! equal_jump {
-                ($d:expr, $a:expr, $kind:ident $b:expr, $want:expr, $off:expr, $z:expr) => {{
-                    let r = if let (Value::Int(x), Some(y)) = (regs[$a as usize], int_of!($kind $b)) {
-                        x == y
-                    } else {
-                        tri!(self.heap.equal(regs[$a as usize], operand!($kind $b)))
-                    };
-                    let r = r == $want;
-                    set!($d, Value::Int(r as i64));
-                    branch_on!(r, $off, $z);
-                }};
-            }
             macro_rules! add {
                 ($d:expr, $a:expr, $kind:ident $b:expr) => {{
                     if let (Value::Int(x), Some(y)) = (regs[$a as usize], int_of!($kind $b)) {
@@ -670,7 +650,7 @@ impl<'p, A: Allocator> Vm<'p, A> {
                 }};
             }
             macro_rules! equal {
-                ($d:expr, $a:expr, $kind:ident $b:expr, $want:expr) => {{
+                ($d:expr, $a:expr, $kind:ident $b:expr, $want:expr; $then:ident($($t:expr),*)) => {{
                     let r = if let (Value::Int(x), Some(y)) = (regs[$a as usize], int_of!($kind $b)) {
                         x == y
                     } else {
@@ -678,7 +658,7 @@ impl<'p, A: Allocator> Vm<'p, A> {
                     };
                     let r = r == $want;
                     set!($d, Value::Int(r as i64));
-                    fuse_branch!($d, r);
+                    $then!(r, $($t),*);
                 }};
             }
 
@@ -785,24 +765,24 @@ impl<'p, A: Allocator> Vm<'p, A> {
                 Instr::ModRI { d, a, i } => arith!(d, a, imm i as i64, "mod", floor_mod),
                 Instr::ModRW { d, a, w } => arith!(d, a, imm self.prog.ints[w as usize], "mod", floor_mod),
 
-                Instr::EqRR { d, a, b } => equal!(d, a, reg b, true),
-                Instr::EqRI { d, a, i } => equal!(d, a, imm i as i64, true),
-                Instr::EqRW { d, a, w } => equal!(d, a, imm self.prog.ints[w as usize], true),
-                Instr::NeRR { d, a, b } => equal!(d, a, reg b, false),
-                Instr::NeRI { d, a, i } => equal!(d, a, imm i as i64, false),
-                Instr::NeRW { d, a, w } => equal!(d, a, imm self.prog.ints[w as usize], false),
-                Instr::LtRR { d, a, b } => compare!(d, a, reg b, "lt", <),
-                Instr::LtRI { d, a, i } => compare!(d, a, imm i as i64, "lt", <),
-                Instr::LtRW { d, a, w } => compare!(d, a, imm self.prog.ints[w as usize], "lt", <),
-                Instr::LeRR { d, a, b } => compare!(d, a, reg b, "le", <=),
-                Instr::LeRI { d, a, i } => compare!(d, a, imm i as i64, "le", <=),
-                Instr::LeRW { d, a, w } => compare!(d, a, imm self.prog.ints[w as usize], "le", <=),
-                Instr::GtRR { d, a, b } => compare!(d, a, reg b, "gt", >),
-                Instr::GtRI { d, a, i } => compare!(d, a, imm i as i64, "gt", >),
-                Instr::GtRW { d, a, w } => compare!(d, a, imm self.prog.ints[w as usize], "gt", >),
-                Instr::GeRR { d, a, b } => compare!(d, a, reg b, "ge", >=),
-                Instr::GeRI { d, a, i } => compare!(d, a, imm i as i64, "ge", >=),
-                Instr::GeRW { d, a, w } => compare!(d, a, imm self.prog.ints[w as usize], "ge", >=),
+                Instr::EqRR { d, a, b } => equal!(d, a, reg b, true; fuse_branch(d)),
+                Instr::EqRI { d, a, i } => equal!(d, a, imm i as i64, true; fuse_branch(d)),
+                Instr::EqRW { d, a, w } => equal!(d, a, imm self.prog.ints[w as usize], true; fuse_branch(d)),
+                Instr::NeRR { d, a, b } => equal!(d, a, reg b, false; fuse_branch(d)),
+                Instr::NeRI { d, a, i } => equal!(d, a, imm i as i64, false; fuse_branch(d)),
+                Instr::NeRW { d, a, w } => equal!(d, a, imm self.prog.ints[w as usize], false; fuse_branch(d)),
+                Instr::LtRR { d, a, b } => compare!(d, a, reg b, "lt", <; fuse_branch(d)),
+                Instr::LtRI { d, a, i } => compare!(d, a, imm i as i64, "lt", <; fuse_branch(d)),
+                Instr::LtRW { d, a, w } => compare!(d, a, imm self.prog.ints[w as usize], "lt", <; fuse_branch(d)),
+                Instr::LeRR { d, a, b } => compare!(d, a, reg b, "le", <=; fuse_branch(d)),
+                Instr::LeRI { d, a, i } => compare!(d, a, imm i as i64, "le", <=; fuse_branch(d)),
+                Instr::LeRW { d, a, w } => compare!(d, a, imm self.prog.ints[w as usize], "le", <=; fuse_branch(d)),
+                Instr::GtRR { d, a, b } => compare!(d, a, reg b, "gt", >; fuse_branch(d)),
+                Instr::GtRI { d, a, i } => compare!(d, a, imm i as i64, "gt", >; fuse_branch(d)),
+                Instr::GtRW { d, a, w } => compare!(d, a, imm self.prog.ints[w as usize], "gt", >; fuse_branch(d)),
+                Instr::GeRR { d, a, b } => compare!(d, a, reg b, "ge", >=; fuse_branch(d)),
+                Instr::GeRI { d, a, i } => compare!(d, a, imm i as i64, "ge", >=; fuse_branch(d)),
+                Instr::GeRW { d, a, w } => compare!(d, a, imm self.prog.ints[w as usize], "ge", >=; fuse_branch(d)),
                 Instr::Not { d, s } => {
                     let v = regs[s as usize];
                     if let Value::Ref(h) = v {
@@ -1007,18 +987,18 @@ impl<'p, A: Allocator> Vm<'p, A> {
                     std::hint::cold_path();
                     break 'run Fault::Msg(format!("internal error: no instruction at {}", pc - 1));
                 }
-                Instr::LtRRJ { d, a, b, off, z } => compare_jump!(d, a, reg b, "lt", <, off, z),
-                Instr::LtRIJ { d, a, i, off, z } => compare_jump!(d, a, imm i as i16 as i64, "lt", <, off, z),
-                Instr::LeRRJ { d, a, b, off, z } => compare_jump!(d, a, reg b, "le", <=, off, z),
-                Instr::LeRIJ { d, a, i, off, z } => compare_jump!(d, a, imm i as i16 as i64, "le", <=, off, z),
-                Instr::GtRRJ { d, a, b, off, z } => compare_jump!(d, a, reg b, "gt", >, off, z),
-                Instr::GtRIJ { d, a, i, off, z } => compare_jump!(d, a, imm i as i16 as i64, "gt", >, off, z),
-                Instr::GeRRJ { d, a, b, off, z } => compare_jump!(d, a, reg b, "ge", >=, off, z),
-                Instr::GeRIJ { d, a, i, off, z } => compare_jump!(d, a, imm i as i16 as i64, "ge", >=, off, z),
-                Instr::EqRRJ { d, a, b, off, z } => equal_jump!(d, a, reg b, true, off, z),
-                Instr::EqRIJ { d, a, i, off, z } => equal_jump!(d, a, imm i as i16 as i64, true, off, z),
-                Instr::NeRRJ { d, a, b, off, z } => equal_jump!(d, a, reg b, false, off, z),
-                Instr::NeRIJ { d, a, i, off, z } => equal_jump!(d, a, imm i as i16 as i64, false, off, z),
+                Instr::LtRRJ { d, a, b, off, z } => compare!(d, a, reg b, "lt", <; branch_on(off, z)),
+                Instr::LtRIJ { d, a, i, off, z } => compare!(d, a, imm i as i16 as i64, "lt", <; branch_on(off, z)),
+                Instr::LeRRJ { d, a, b, off, z } => compare!(d, a, reg b, "le", <=; branch_on(off, z)),
+                Instr::LeRIJ { d, a, i, off, z } => compare!(d, a, imm i as i16 as i64, "le", <=; branch_on(off, z)),
+                Instr::GtRRJ { d, a, b, off, z } => compare!(d, a, reg b, "gt", >; branch_on(off, z)),
+                Instr::GtRIJ { d, a, i, off, z } => compare!(d, a, imm i as i16 as i64, "gt", >; branch_on(off, z)),
+                Instr::GeRRJ { d, a, b, off, z } => compare!(d, a, reg b, "ge", >=; branch_on(off, z)),
+                Instr::GeRIJ { d, a, i, off, z } => compare!(d, a, imm i as i16 as i64, "ge", >=; branch_on(off, z)),
+                Instr::EqRRJ { d, a, b, off, z } => equal!(d, a, reg b, true; branch_on(off, z)),
+                Instr::EqRIJ { d, a, i, off, z } => equal!(d, a, imm i as i16 as i64, true; branch_on(off, z)),
+                Instr::NeRRJ { d, a, b, off, z } => equal!(d, a, reg b, false; branch_on(off, z)),
+                Instr::NeRIJ { d, a, i, off, z } => equal!(d, a, imm i as i16 as i64, false; branch_on(off, z)),
 
                 // `add rX, rX, 1; lt rY, rX, L; jnz rY, T` in one dispatch
                 // (see `fuse`), all operands inline. Anything unusual (not
