@@ -339,8 +339,9 @@ pub fn check_execute(text: &str, manual_counts: bool) -> std::result::Result<(),
     Ok(())
 }
 
-/// What a run shows from outside: output, error message, instructions
-/// executed, objects allocated and still alive.
+/// What a run shows from outside: output, error message with the call
+/// stack's positions, instructions executed, objects allocated and still
+/// alive.
 type Outcome = (String, Option<String>, u64, u64, u64);
 
 /// Runs `prog` under the fuzzing limits (checked one instruction at a time
@@ -354,7 +355,12 @@ fn outcome(
     let mut vm = Vm::new(prog, heap, fuzz_limits());
     vm.set_verify_each_step(verify_each_step);
     let mut out = CappedOutput::default();
-    let err = vm.run(&mut out).err().map(|e| e.message);
+    // The message and where each frame stood: a fused instruction must
+    // fail at the same place as the ones it stands for.
+    let err = vm.run(&mut out).err().map(|e| {
+        let at: Vec<String> = e.frames.iter().map(|f| format!("{}:{}:{}", f.func, f.pos.line, f.pos.col)).collect();
+        format!("{} at {}", e.message, at.join(" < "))
+    });
     let s = vm.heap().object_stats();
     let o = (String::from_utf8_lossy(&out.0).into_owned(), err, vm.instructions(), s.allocated, s.alive);
     (vm, o)

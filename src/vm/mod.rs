@@ -811,6 +811,32 @@ impl<'p, A: Allocator> Vm<'p, A> {
                 }
                 Instr::Call { d, f, args } => call!(d, f, list self.prog.reglist(args)),
                 Instr::Call1 { d, f, a } => call!(d, f, inline[a]),
+                // `add`/`sub` of a small immediate feeding a one-argument
+                // call's argument, in one dispatch. Anything unusual (not
+                // an int, overflow) runs the `add`/`sub` alone; the `call`
+                // after it, still in place, runs next.
+                Instr::AddICall { x, a, i, d, f } => match regs[a as usize] {
+                    Value::Int(av) if av.checked_add(i as i8 as i64).is_some() => {
+                        set!(x, Value::Int(av + i as i8 as i64));
+                        pc += 1;
+                        call!(d, f, inline[x]);
+                    }
+                    _ => {
+                        std::hint::cold_path();
+                        add!(x, a, imm i as i8 as i64)
+                    }
+                },
+                Instr::SubICall { x, a, i, d, f } => match regs[a as usize] {
+                    Value::Int(av) if av.checked_sub(i as i8 as i64).is_some() => {
+                        set!(x, Value::Int(av - i as i8 as i64));
+                        pc += 1;
+                        call!(d, f, inline[x]);
+                    }
+                    _ => {
+                        std::hint::cold_path();
+                        arith!(x, a, imm i as i8 as i64, "sub", i64::checked_sub)
+                    }
+                },
                 Instr::Call2 { d, f, a, b } => call!(d, f, inline[a, b]),
                 Instr::Ret0 {} | Instr::Ret { .. } => {
                     let v = match *ins {
@@ -1133,6 +1159,22 @@ pub(crate) fn fuse(code: &[Instr], prog: &Program) -> Vec<Instr> {
             }
         }
     }
+    // A small `add`/`sub` immediate into the only argument of the call
+    // after it.
+    for pc in 0..out.len().saturating_sub(1) {
+        if let Instr::Call1 { d, f, a: arg } = out[pc + 1] {
+            let small = |i: i32| i8::try_from(i).ok().map(|i| i as u8);
+            out[pc] = match out[pc] {
+                Instr::AddRI { d: x, a, i } if x == arg => {
+                    small(i).map_or(out[pc], |i| Instr::AddICall { x, a, i, d, f })
+                }
+                Instr::SubRI { d: x, a, i } if x == arg => {
+                    small(i).map_or(out[pc], |i| Instr::SubICall { x, a, i, d, f })
+                }
+                other => other,
+            };
+        }
+    }
     // Compare and branch: `CMP rD, rA, rB|IMM; jz|jnz rD, T` with IMM in
     // 16 bits and T within a signed byte of the compare.
     for (pc, w) in code.windows(2).enumerate() {
@@ -1391,6 +1433,37 @@ mod tests {
             assert_eq!(inline, i < 6, "{text}");
             crate::fuzzing::check_execute(text, true).unwrap_or_else(|e| panic!("{e}\n{text}"));
         }
+    }
+
+    /// `add`/`sub` of a small immediate into a one-argument call fuses,
+    /// and behaves as the pair: ints, the argument register also the
+    /// operand, overflow, a string or a list operand, a reference in the
+    /// argument register before, the depth limit at the call.
+    #[test]
+    fn fused_arith_and_call_behave_like_the_pair() {
+        let f = ".func f 1\nret r0\n.end";
+        let mut fused_any = 0;
+        for setup in
+            ["li r0, 5", "li r0, 9223372036854775807", "li r0, -9223372036854775808", "str r0, \"s\"", "list r0"]
+        {
+            for op in ["add r1, r0, 1", "sub r1, r0, 1", "add r0, r0, -128", "sub r0, r0, 127", "add r1, r0, 200"] {
+                for before in ["", "new r1, 1\n"] {
+                    let arg = if op.contains("r1,") { "r1" } else { "r0" };
+                    let text = format!("{before}{setup}\n{op}\ncall r2, f, {arg}\nprint r2\n{f}");
+                    let loaded = crate::load("t.asm", text.as_bytes()).unwrap();
+                    let code = &loaded.program.funcs[loaded.program.main as usize].code;
+                    let fused = fuse(code, &loaded.program);
+                    let fusing = fused.iter().any(|i| matches!(i, Instr::AddICall { .. } | Instr::SubICall { .. }));
+                    assert_eq!(fusing, !op.ends_with("200"), "{text}");
+                    fused_any += fusing as usize;
+                    crate::fuzzing::check_execute(&text, false).unwrap_or_else(|e| panic!("{e}\n{text}"));
+                }
+            }
+        }
+        assert_eq!(fused_any, 5 * 4 * 2);
+        // Recursion into the depth limit: the error is at the call.
+        let deep = "li r0, 0\ncall r1, g, r0\n.func g 1\nadd r0, r0, 1\ncall r0, g, r0\nret r0\n.end";
+        crate::fuzzing::check_execute(deep, false).unwrap();
     }
 
     fn spin_vm(prog: &Program, max_steps: Option<u64>) -> Vm<'_, crate::mem::alloc::PoolAllocator> {
