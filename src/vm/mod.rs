@@ -35,7 +35,7 @@ const WINDOW: usize = 256;
 pub const INTERRUPT_CHECK_STEPS: u64 = 1 << 16;
 
 /// The longest stretch of fuel handed out at once: small enough that the
-/// fast loop's mark (fuel plus a pc) never overflows.
+/// fast loop's `slack` (fuel plus a pc) never overflows.
 const MAX_STRETCH: u64 = 1 << 62;
 
 /// See [`Vm::set_verify_each_step`].
@@ -339,11 +339,12 @@ impl<'p, A: Allocator> Vm<'p, A> {
     #[inline(always)]
     fn exec<const SLOW: bool>(&mut self, out: &mut dyn Write, code: &[Instr]) -> Result<Option<Exit>, Fault> {
         let top = *self.frames.last().unwrap_or_else(|| unreachable!("a run has a frame"));
-        // What a call needs about a function, in one place.
+        // Start where the top frame stands: `main`'s first instruction, or
+        // where the fast loop handed over to the slow one.
         let mut pc: usize = top.pc as usize;
-        // Fuel: instructions the budget still allows. An instruction that
-        // finds none left does not run; the error points at it, and exactly
-        // `--max-steps` instructions have run.
+        // Fuel: instructions the budget still allows. In the slow loop, an
+        // instruction that finds none left does not run; the error points
+        // at it, and exactly `--max-steps` instructions have run.
         // With an interrupt flag, the fuel comes in chunks, and running out
         // of a chunk (`refuel`) is where the flag is looked at.
         self.interrupted = false;
