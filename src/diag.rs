@@ -127,14 +127,27 @@ fn instr_text_len(s: &str) -> usize {
     s[..end].trim_end().len()
 }
 
-/// 1-based line and column (in characters) of byte `offset`.
-pub fn line_col(src: &str, offset: usize) -> (u32, u32) {
-    let offset = clamp(offset..offset, src).start;
-    let before = &src[..offset];
-    let line = before.matches('\n').count() as u32 + 1;
-    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
-    let col = src[line_start..offset].chars().count() as u32 + 1;
-    (line, col)
+/// Where each line of a text starts, so that a position's line is a binary
+/// search and its column a scan of that line only: the assembler looks up
+/// every instruction's position, and a scan from the start of the file for
+/// each made large files quadratic (70,000 lines took 39 s).
+pub struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    pub fn new(src: &str) -> Self {
+        LineIndex { starts: std::iter::once(0).chain(src.match_indices('\n').map(|(i, _)| i + 1)).collect() }
+    }
+
+    /// 1-based line and column (in characters) of byte `offset` of `src`,
+    /// the text the index was built from.
+    pub fn line_col(&self, src: &str, offset: usize) -> (u32, u32) {
+        let offset = clamp(offset..offset, src).start;
+        let line = self.starts.partition_point(|&s| s <= offset);
+        let start = self.starts[line - 1];
+        (line as u32, src[start..offset].chars().count() as u32 + 1)
+    }
 }
 
 /// The closest candidate to `word`, if it is close enough to be a likely
@@ -157,7 +170,14 @@ mod tests {
     fn spans_and_positions() {
         let src = "li r1, 2\n  add r1, r1, 1 ; c\n";
         assert_eq!(span_of(src, 2, 3), Some(11..24));
-        assert_eq!(line_col(src, 11), (2, 3));
+        let lines = LineIndex::new(src);
+        assert_eq!(lines.line_col(src, 11), (2, 3));
+        assert_eq!(lines.line_col(src, 0), (1, 1));
+        assert_eq!(lines.line_col(src, 8), (1, 9), "the newline ends line 1");
+        assert_eq!(lines.line_col(src, 9), (2, 1));
+        assert_eq!(lines.line_col(src, 1000), (3, 1), "past the end: the end");
+        let wide = "é\nαβγ x";
+        assert_eq!(LineIndex::new(wide).line_col(wide, "é\nαβγ ".len()), (2, 5), "columns count characters");
         assert_eq!(span_of(src, 9, 1), None);
     }
 

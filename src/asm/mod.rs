@@ -15,7 +15,7 @@ pub mod lexer;
 use crate::bytecode::format::{Function, Module, Pos};
 use crate::bytecode::isa::{self, Instr, Kind, OpInfo, Operand};
 use crate::bytecode::verify::MAX_ARGS;
-use crate::diag::{did_you_mean, line_col, Diagnostic};
+use crate::diag::{did_you_mean, Diagnostic, LineIndex};
 use indexmap::IndexMap;
 use lexer::{Tok, Token};
 use std::collections::HashMap;
@@ -74,7 +74,8 @@ impl Errors {
 pub fn assemble(name: &str, src: &str) -> Result<Assembled, Vec<Diagnostic>> {
     let mut errs = Errors { list: Vec::new() };
     let mut source_name = name.to_string();
-    let (funcs, main_block) = parse(src, &mut errs, &mut source_name);
+    let lines = LineIndex::new(src);
+    let (funcs, main_block) = parse(src, &lines, &mut errs, &mut source_name);
     let warnings = Vec::new();
 
     // Pass 2: the function table.
@@ -90,7 +91,7 @@ pub fn assemble(name: &str, src: &str) -> Result<Assembled, Vec<Diagnostic>> {
         let mut d = Diagnostic::error("instructions outside every `.func`, and also a `.func main`", span)
             .with_label("this would be the body of the implicit `main`");
         if let Some(def) = def {
-            let (l, _) = line_col(src, def.start);
+            let (l, _) = lines.line_col(src, def.start);
             d = d.with_note(format!("`main` is also defined with `.func main` at line {l}"));
         }
         errs.push(d.with_help("move these lines into `.func main`, or remove `.func main`"));
@@ -110,7 +111,7 @@ pub fn assemble(name: &str, src: &str) -> Result<Assembled, Vec<Diagnostic>> {
     for f in funcs {
         if let Some(&prev) = index.get(&f.name) {
             let prev_span = blocks.get(prev).map(|b| b.span.clone()).unwrap_or(0..0);
-            let (l, _) = line_col(src, prev_span.start);
+            let (l, _) = lines.line_col(src, prev_span.start);
             errs.push(
                 Diagnostic::error(format!("function `{}` is defined twice", f.name), f.span.clone())
                     .with_label("redefined here")
@@ -137,8 +138,15 @@ pub fn assemble(name: &str, src: &str) -> Result<Assembled, Vec<Diagnostic>> {
         blocks.iter().map(|b| (b.name.clone(), b.arity, b.span.clone())).collect();
 
     // Pass 3: code.
-    let mut ctx =
-        Ctx { src, ints: IndexMap::new(), strings: IndexMap::new(), reglists: Vec::new(), index: &index, sigs: &sigs };
+    let mut ctx = Ctx {
+        src,
+        lines: &lines,
+        ints: IndexMap::new(),
+        strings: IndexMap::new(),
+        reglists: Vec::new(),
+        index: &index,
+        sigs: &sigs,
+    };
     let mut out = Vec::new();
     for b in &blocks {
         if errs.full() {
@@ -164,7 +172,7 @@ pub fn assemble(name: &str, src: &str) -> Result<Assembled, Vec<Diagnostic>> {
 }
 
 /// Pass 1: lines to function blocks plus the top-level items.
-fn parse(src: &str, errs: &mut Errors, source_name: &mut String) -> (Vec<FuncBlock>, Vec<Item>) {
+fn parse(src: &str, lines: &LineIndex, errs: &mut Errors, source_name: &mut String) -> (Vec<FuncBlock>, Vec<Item>) {
     let mut funcs: Vec<FuncBlock> = Vec::new();
     let mut top: Vec<Item> = Vec::new();
     let mut cur: Option<FuncBlock> = None;
@@ -201,7 +209,7 @@ fn parse(src: &str, errs: &mut Errors, source_name: &mut String) -> (Vec<FuncBlo
             Tok::Directive(d) => match d.as_str() {
                 ".func" => {
                     if let Some(open) = &cur {
-                        let (l, _) = line_col(src, open.span.start);
+                        let (l, _) = lines.line_col(src, open.span.start);
                         errs.push(
                             Diagnostic::error("`.func` inside another function", first.span.clone())
                                 .with_label("nested here")
@@ -433,6 +441,8 @@ fn parse_func_header(toks: &[Token], dir_span: Range<usize>) -> Result<(String, 
 
 struct Ctx<'a> {
     src: &'a str,
+    /// Line starts of `src`, for every instruction's position.
+    lines: &'a LineIndex,
     ints: IndexMap<i64, ()>,
     strings: IndexMap<String, ()>,
     reglists: Vec<u8>,
@@ -479,7 +489,7 @@ impl Ctx<'_> {
             match it {
                 Item::Label(name, span) => {
                     if let Some((_, prev)) = labels.get(name.as_str()) {
-                        let (l, _) = line_col(self.src, prev.start);
+                        let (l, _) = self.lines.line_col(self.src, prev.start);
                         errs.push(
                             Diagnostic::error(format!("label `{name}` is defined twice in `{}`", b.name), span.clone())
                                 .with_label("redefined here")
@@ -517,7 +527,7 @@ impl Ctx<'_> {
                     }
                     code.push(ins);
                     let pos = line.loc.unwrap_or_else(|| {
-                        let (l, c) = line_col(self.src, line.span.start);
+                        let (l, c) = self.lines.line_col(self.src, line.span.start);
                         Pos { line: l, col: c }
                     });
                     lines.push(pos);
@@ -533,7 +543,7 @@ impl Ctx<'_> {
         let label_at_end = labels.values().any(|(t, _)| *t as usize == code.len());
         if code.last().is_none_or(|i| !i.is_terminator()) || label_at_end {
             let pos = lines.last().copied().unwrap_or_else(|| {
-                let (l, c) = line_col(self.src, b.span.start);
+                let (l, c) = self.lines.line_col(self.src, b.span.start);
                 Pos { line: l, col: c }
             });
             code.push(Instr::Ret0 {});
@@ -662,7 +672,7 @@ impl Ctx<'_> {
                 if let Some(Operand::F(fi)) = out.last() {
                     let (name, arity, def) = &self.sigs[*fi as usize];
                     if regs.len() != *arity as usize {
-                        let (l, _) = line_col(self.src, def.start);
+                        let (l, _) = self.lines.line_col(self.src, def.start);
                         let span = ops[0].span.start..ops[ops.len() - 1].span.end;
                         return Err((
                             100,
