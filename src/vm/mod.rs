@@ -84,8 +84,6 @@ pub struct Vm<'p, A: Allocator> {
     heap: Heap<A>,
     stack: Vec<Value>,
     frames: Vec<Frame>,
-    /// First global site number of each function (see [`Vm::site_pos`]).
-    site_base: Vec<u32>,
     limits: Limits,
     steps: u64,
     trace: Option<Box<dyn Write + 'p>>,
@@ -106,9 +104,10 @@ pub struct Vm<'p, A: Allocator> {
     stretch: i64,
 }
 
-/// A function as calls and returns see it (built once per run).
+/// A function as calls and error locations see it.
 struct FnRt {
-    /// Where its code starts in the flat code array.
+    /// Where its code starts in the flat code array: also its first global
+    /// site number (see [`Vm::site_pos`]).
     start: u32,
     frame_size: u16,
 }
@@ -127,20 +126,21 @@ struct Traced {
 impl<'p, A: Allocator> Vm<'p, A> {
     /// A VM ready to run `prog` from `main`.
     pub fn new(prog: &'p Program, heap: Heap<A>, limits: Limits) -> Self {
-        let mut site_base = Vec::with_capacity(prog.funcs.len());
         let mut n = 0u32;
-        for f in &prog.funcs {
-            site_base.push(n);
-            n = n.saturating_add(f.code.len() as u32);
-        }
-        let fns =
-            prog.funcs.iter().zip(&site_base).map(|(f, &start)| FnRt { start, frame_size: f.frame_size }).collect();
+        let fns = prog
+            .funcs
+            .iter()
+            .map(|f| {
+                let start = n;
+                n = n.saturating_add(f.code.len() as u32);
+                FnRt { start, frame_size: f.frame_size }
+            })
+            .collect();
         Vm {
             prog,
             heap,
             stack: Vec::new(),
             frames: Vec::new(),
-            site_base,
             limits,
             steps: 0,
             trace: None,
@@ -209,9 +209,9 @@ impl<'p, A: Allocator> Vm<'p, A> {
     /// The function and source position of a site.
     pub fn site_pos(&self, site: Site) -> (&'p str, Pos) {
         let prog = self.prog;
-        let f = self.site_base.partition_point(|&b| b <= site).saturating_sub(1);
+        let f = self.fns.partition_point(|r| r.start <= site).saturating_sub(1);
         let func = &prog.funcs[f];
-        let pc = (site - self.site_base[f]) as usize;
+        let pc = (site - self.fns[f].start) as usize;
         (&func.name, func.lines.get(pc).copied().unwrap_or_default())
     }
 
@@ -230,7 +230,7 @@ impl<'p, A: Allocator> Vm<'p, A> {
         self.stack.resize(WINDOW, Value::Nil);
         self.frames.clear();
         let size = self.prog.funcs[main as usize].frame_size;
-        self.frames.push(Frame { func: main, size, pc: self.site_base[main as usize], base: 0, dst: 0 });
+        self.frames.push(Frame { func: main, size, pc: self.fns[main as usize].start, base: 0, dst: 0 });
         let plain = std::mem::take(&mut self.plain);
         let r = if self.trace.is_some() || self.verify_each_step {
             self.exec::<true>(out, &plain)
@@ -302,7 +302,7 @@ impl<'p, A: Allocator> Vm<'p, A> {
             .map(|(i, fr)| {
                 let f = &prog.funcs[fr.func as usize];
                 let pc = if i == 0 { fr.pc } else { fr.pc.saturating_sub(1) };
-                let pc = pc.saturating_sub(self.site_base[fr.func as usize]);
+                let pc = pc.saturating_sub(self.fns[fr.func as usize].start);
                 FrameInfo { func: f.name.clone(), pos: f.lines.get(pc as usize).copied().unwrap_or_default() }
             })
             .collect();
@@ -317,7 +317,7 @@ impl<'p, A: Allocator> Vm<'p, A> {
         }
         let prog = self.prog;
         let f = &prog.funcs[t.func as usize];
-        let line = f.lines[(t.pc - self.site_base[t.func as usize]) as usize].line;
+        let line = f.lines[(t.pc - self.fns[t.func as usize].start) as usize].line;
         let text = if t.returned { "<- return".to_string() } else { instr_text(prog, &t.ins) };
         let mut s = format!("[trace] {}:{:<5} {:<32}", f.name, line, text);
         if let (Some(d), false) = (t.ins.dest(), matches!(t.ins, Instr::Call { .. }) && !t.returned) {
@@ -391,23 +391,40 @@ impl<'p, A: Allocator> Vm<'p, A> {
                 }
             };
         }
-        if !SLOW && slack < 0 {
-            match refill(
-                &mut self.steps,
-                &self.interrupt,
-                &mut self.interrupted,
-                self.limits.max_steps.unwrap_or(u64::MAX),
-                0,
-                code.len() - pc,
-            ) {
-                Ok(f) => {
-                    self.stretch = f;
-                    slack = f + pc as i64 - len;
+        // A new straight run starts at `pc` (fast loop only): make sure
+        // the fuel covers the rest of the code, or refill it (the interrupt
+        // check), or hand over to the slow loop. `$fail` leaves with the
+        // fault `$f`.
+        macro_rules! enter {
+            ($f:ident => $fail:expr) => {
+                if !SLOW && slack < 0 {
+                    match refill(
+                        &mut self.steps,
+                        &self.interrupt,
+                        &mut self.interrupted,
+                        self.limits.max_steps.unwrap_or(u64::MAX),
+                        used!(),
+                        code.len() - pc,
+                    ) {
+                        Ok(f) => {
+                            self.stretch = f;
+                            slack = f + pc as i64 - len;
+                        }
+                        Err(Some($f)) => {
+                            // `refill` counted the stretch: from here on
+                            // `used!()` reads 0.
+                            self.stretch = slack + len - pc as i64;
+                            $fail
+                        }
+                        Err(None) => {
+                            self.frames.last_mut().unwrap_or_else(|| unreachable!()).pc = pc as u32;
+                            return Ok(None);
+                        }
+                    }
                 }
-                Err(Some(f)) => return Err(f),
-                Err(None) => return Ok(None),
-            }
+            };
         }
+        enter!(f => return Err(f));
 
         let fault: Fault = 'run: loop {
             if SLOW {
@@ -430,8 +447,9 @@ impl<'p, A: Allocator> Vm<'p, A> {
                 regs = window!(top!().base);
             }
             // Verified code never runs off its end; should it, the fetch
-            // yields `Trap` (a select, not a branch, so that the dispatch
-            // stays one block).
+            // yields `Trap`. A cold branch that stays in the loop: were it
+            // an exit, the compiler would rotate the loop and make this
+            // check a latch block every handler jumps through.
             let ins: &Instr = match code.get(pc) {
                 Some(ins) => ins,
                 None => {
@@ -469,37 +487,6 @@ impl<'p, A: Allocator> Vm<'p, A> {
                     pc as u32 - 1
                 };
             }
-            // A new straight run starts at `pc` (fast loop only): make sure
-            // the fuel covers the rest of the code, or refill it (the
-            // interrupt check), or hand over to the slow loop.
-            macro_rules! enter {
-                () => {
-                    if !SLOW && slack < 0 {
-                        match refill(
-                            &mut self.steps,
-                            &self.interrupt,
-                            &mut self.interrupted,
-                            self.limits.max_steps.unwrap_or(u64::MAX),
-                            self.stretch + pc as i64 - slack - len,
-                            code.len() - pc,
-                        ) {
-                            Ok(f) => {
-                                self.stretch = f;
-                                slack = f + pc as i64 - len;
-                            }
-                            Err(Some(f)) => {
-                                self.stretch = 0;
-                                slack = pc as i64 - len;
-                                break 'run f;
-                            }
-                            Err(None) => {
-                                self.frames.last_mut().unwrap_or_else(|| unreachable!()).pc = pc as u32;
-                                return Ok(None);
-                            }
-                        }
-                    }
-                };
-            }
             // Control leaves the straight run just before position `$end`
             // for position `$t` (of the same or another function).
             macro_rules! transfer {
@@ -515,7 +502,7 @@ impl<'p, A: Allocator> Vm<'p, A> {
                     let t = $t as usize;
                     transfer!($end, t);
                     pc = t;
-                    enter!();
+                    enter!(f => break 'run f);
                 }};
             }
             macro_rules! tri {
@@ -735,8 +722,26 @@ impl<'p, A: Allocator> Vm<'p, A> {
                     self.frames.push(Frame { func: f, size: callee.frame_size, pc: 0, base: new_base as u32, dst: d });
                     transfer!(pc, callee.start);
                     pc = callee.start as usize;
-                    enter!();
+                    enter!(f => break 'run f);
                 }};
+            }
+            // `add`/`sub rX, rA, I` and the one-argument call of rX after
+            // it (see `fuse`); `$alone` is the `add`/`sub` by itself, for
+            // anything but an int result.
+            macro_rules! arith_call {
+                ($x:expr, $a:expr, $i:expr, $d:expr, $f:expr, $op:expr, $alone:expr) => {
+                    match regs[$a as usize] {
+                        Value::Int(av) if $op(av, $i as i8 as i64).is_some() => {
+                            set!($x, Value::Int($op(av, $i as i8 as i64).unwrap_or_default()));
+                            pc += 1;
+                            call!($d, $f, inline[$x]);
+                        }
+                        _ => {
+                            std::hint::cold_path();
+                            $alone
+                        }
+                    }
+                };
             }
             match *ins {
                 Instr::LiI { d, i } => set!(d, Value::Int(i as i64)),
@@ -816,28 +821,18 @@ impl<'p, A: Allocator> Vm<'p, A> {
                 // call's argument, in one dispatch. Anything unusual (not
                 // an int, overflow) runs the `add`/`sub` alone; the `call`
                 // after it, still in place, runs next.
-                Instr::AddICall { x, a, i, d, f } => match regs[a as usize] {
-                    Value::Int(av) if av.checked_add(i as i8 as i64).is_some() => {
-                        set!(x, Value::Int(av + i as i8 as i64));
-                        pc += 1;
-                        call!(d, f, inline[x]);
-                    }
-                    _ => {
-                        std::hint::cold_path();
-                        add!(x, a, imm i as i8 as i64)
-                    }
-                },
-                Instr::SubICall { x, a, i, d, f } => match regs[a as usize] {
-                    Value::Int(av) if av.checked_sub(i as i8 as i64).is_some() => {
-                        set!(x, Value::Int(av - i as i8 as i64));
-                        pc += 1;
-                        call!(d, f, inline[x]);
-                    }
-                    _ => {
-                        std::hint::cold_path();
-                        arith!(x, a, imm i as i8 as i64, "sub", i64::checked_sub)
-                    }
-                },
+                Instr::AddICall { x, a, i, d, f } => {
+                    arith_call!(x, a, i, d, f, i64::checked_add, add!(x, a, imm i as i8 as i64))
+                }
+                Instr::SubICall { x, a, i, d, f } => arith_call!(
+                    x,
+                    a,
+                    i,
+                    d,
+                    f,
+                    i64::checked_sub,
+                    arith!(x, a, imm i as i8 as i64, "sub", i64::checked_sub)
+                ),
                 Instr::Call2 { d, f, a, b } => call!(d, f, inline[a, b]),
                 Instr::Ret0 {} | Instr::Ret { .. } => {
                     let v = match *ins {
@@ -885,7 +880,7 @@ impl<'p, A: Allocator> Vm<'p, A> {
                     }
                     let d = done.dst;
                     set!(d, v);
-                    enter!();
+                    enter!(f => break 'run f);
                 }
                 Instr::Halt {} => {
                     if SLOW {
@@ -1031,8 +1026,7 @@ impl<'p, A: Allocator> Vm<'p, A> {
                 // (see `fuse`), all operands inline. Anything unusual (not
                 // an int, overflow, rY holding a reference) runs the `add`
                 // alone and lets the `lt` and `jnz`, still in place after
-                // it, execute normally, as does a budget with fewer than the
-                // three instructions left.
+                // it, execute normally.
                 Instr::IncLtJnz { d: x, y, back, lim } => match regs[x as usize] {
                     // Below the (i32) limit, adding 1 cannot overflow.
                     Value::Int(xv) if xv < lim as i64 && !matches!(regs[y as usize], Value::Ref(_)) => {
@@ -1125,7 +1119,7 @@ fn retain_ref<A: Allocator>(heap: &mut Heap<A>, v: Value) -> Result<(), Fault> {
 
 /// Concatenates the functions' code into one array, jump targets made
 /// absolute, so that a pc indexes it directly (and is the global site
-/// number: function f starts at `site_base[f]`). Verified code never falls
+/// number: function f starts at `fns[f].start`). Verified code never falls
 /// off a function's end, so runs never cross into the next.
 fn flatten(funcs: impl Iterator<Item = Vec<Instr>>) -> Vec<Instr> {
     let mut out: Vec<Instr> = Vec::new();
@@ -1141,14 +1135,22 @@ fn flatten(funcs: impl Iterator<Item = Vec<Instr>>) -> Vec<Instr> {
     out
 }
 
-/// Builds the execution copy of a function's code. Calls with one or two
-/// arguments become `Call1`/`Call2`, their registers inline. The counted-loop tail
-/// `add rX, rX, 1; lt rY, rX, L; jnz rY, T` (Lua's `FORLOOP`), with L an
-/// inline immediate and T at most 255 instructions back, becomes
-/// `IncLtJnz` at the `add`, carrying Y, L and the distance to T. The `lt`
-/// and `jnz` stay in place, so jumps into the middle still land on real
-/// instructions. Instruction counts, `--max-steps` and errors are as if
-/// the three ran one by one.
+/// Builds the execution copy of a function's code:
+/// - calls with one or two arguments become `Call1`/`Call2`, their
+///   registers inline;
+/// - `add`/`sub rX, rA, I` (I a signed byte) before `call rD, F, rX`
+///   becomes `AddICall`/`SubICall`;
+/// - a compare (RR, or RI with IMM in 16 bits) before a `jz`/`jnz` on its
+///   result, the target within a signed byte, becomes `LtRRJ` ... `NeRIJ`;
+/// - the counted-loop tail `add rX, rX, 1; lt rY, rX, L; jnz rY, T`
+///   (Lua's `FORLOOP`), with L an inline immediate and T at most 255
+///   instructions back, becomes `IncLtJnz` at the `add`, carrying Y, L and
+///   the distance to T.
+///
+/// The replaced instructions stay in place after the fused one, so jumps
+/// into the middle still land on real instructions. Instruction counts,
+/// `--max-steps` and errors (message and location) are as if they ran one
+/// by one.
 pub(crate) fn fuse(code: &[Instr], prog: &Program) -> Vec<Instr> {
     let mut out = code.to_vec();
     for ins in out.iter_mut() {
@@ -1235,8 +1237,26 @@ fn fuel_chunk(steps: u64, interruptible: bool, budget: u64) -> i64 {
     chunk.min(MAX_STRETCH) as i64
 }
 
-/// Out of fuel: count the `used` instructions of the stretch, then stop
-/// for an interrupt or the exhausted budget, or hand out the next stretch.
+/// The end of a stretch: count its `used` instructions, then look at the
+/// interrupt flag (resetting it).
+fn end_stretch(
+    steps: &mut u64,
+    interrupt: &Option<Arc<AtomicBool>>,
+    interrupted: &mut bool,
+    used: i64,
+) -> Result<(), Fault> {
+    *steps += used as u64;
+    if let Some(flag) = interrupt {
+        if flag.swap(false, Ordering::Relaxed) {
+            *interrupted = true;
+            return Err(Fault::Msg("interrupted (Ctrl-C)".into()));
+        }
+    }
+    Ok(())
+}
+
+/// Out of fuel (slow loop): end the stretch, then stop for the exhausted
+/// budget or hand out the next stretch.
 #[cold]
 #[inline(never)]
 fn refuel(
@@ -1246,13 +1266,7 @@ fn refuel(
     budget: u64,
     used: i64,
 ) -> Result<i64, Fault> {
-    *steps += used as u64;
-    if let Some(flag) = interrupt {
-        if flag.swap(false, Ordering::Relaxed) {
-            *interrupted = true;
-            return Err(Fault::Msg("interrupted (Ctrl-C)".into()));
-        }
-    }
+    end_stretch(steps, interrupt, interrupted, used)?;
     match fuel_chunk(*steps, interrupt.is_some(), budget) {
         0 => Err(budget_exhausted(budget)),
         f => Ok(f),
@@ -1260,9 +1274,9 @@ fn refuel(
 }
 
 /// The fast loop's refuel, at the start of a straight run that may need
-/// `need` instructions: count the `used` ones, then stop for an interrupt
-/// (`Err(Some)`), hand over to the slow loop when the budget has fewer than
-/// `need` left (`Err(None)`), or hand out the next stretch.
+/// `need` instructions: end the stretch (`Err(Some)` for an interrupt),
+/// hand over to the slow loop when the budget has fewer than `need` left
+/// (`Err(None)`), or hand out the next stretch.
 #[cold]
 #[inline(never)]
 fn refill(
@@ -1273,13 +1287,7 @@ fn refill(
     used: i64,
     need: usize,
 ) -> Result<i64, Option<Fault>> {
-    *steps += used as u64;
-    if let Some(flag) = interrupt {
-        if flag.swap(false, Ordering::Relaxed) {
-            *interrupted = true;
-            return Err(Some(Fault::Msg("interrupted (Ctrl-C)".into())));
-        }
-    }
+    end_stretch(steps, interrupt, interrupted, used).map_err(Some)?;
     let left = budget.saturating_sub(*steps);
     if left < need as u64 {
         return Err(None);
@@ -1534,6 +1542,25 @@ mod tests {
             assert_eq!(slow.2, steps.min(total), "the slow loop's count");
             assert_eq!(run(steps, false, false), slow, "--max-steps {steps}");
             assert_eq!(run(steps, false, true), slow, "--max-steps {steps} with an interrupt flag");
+        }
+    }
+
+    /// A program longer than the interrupt interval: stretches grow to the
+    /// code's length, and budgets stay exact with and without the flag.
+    #[test]
+    fn budgets_stay_exact_in_a_program_longer_than_the_interrupt_interval() {
+        let text = format!("li r0, 0\n{}top: add r0, r0, 1\njmp top", "li r1, 1\n".repeat(70_000));
+        let loaded = crate::load("t.asm", text.as_bytes()).unwrap();
+        for steps in [69_000, 70_002, 250_000] {
+            for interrupt in [false, true] {
+                let mut vm = spin_vm(&loaded.program, Some(steps));
+                if interrupt {
+                    vm.set_interrupt(Arc::new(AtomicBool::new(false)));
+                }
+                let err = vm.run(&mut Vec::new()).unwrap_err();
+                assert!(err.message.contains("--max-steps"), "{}", err.message);
+                assert_eq!(vm.instructions(), steps, "interrupt flag: {interrupt}");
+            }
         }
     }
 
