@@ -456,32 +456,28 @@ impl<A: Allocator> Heap<A> {
         }
     }
 
-    /// Drops every reference a garbage object holds (CPython's tp_clear).
+    /// Drops every reference a garbage object holds (CPython's tp_clear),
+    /// one at a time from the end: each is taken out (nil stays behind)
+    /// and released, so a list of a million references needs no copy of
+    /// them. Releasing cannot free this object (the caller holds a count on
+    /// it) or change what it holds (a free only lowers others' counts), so
+    /// the length read first stays right.
     fn clear_refs(&mut self, slot: u32, _site: Site) {
-        let mut vals = std::mem::take(&mut self.gc_vals);
-        vals.clear();
-        match self.objs.view(slot) {
-            ObjMut::Record(v) => {
-                for x in v.iter_mut() {
-                    vals.push(std::mem::take(x));
-                }
+        let n = match self.objs.view(slot) {
+            ObjMut::Record(v) | ObjMut::List(v) => v.len(),
+            ObjMut::Dict(m) => m.len(),
+            ObjMut::Str(_) => 0,
+        };
+        for i in (0..n).rev() {
+            let v = match self.objs.view(slot) {
+                ObjMut::Record(v) | ObjMut::List(v) => std::mem::take(&mut v[i]),
+                ObjMut::Dict(m) => m.value_at_mut(i).map_or(Value::Nil, std::mem::take),
+                ObjMut::Str(_) => Value::Nil,
+            };
+            if let Value::Ref(_) = v {
+                self.release_quiet(v);
             }
-            ObjMut::List(v) => {
-                for x in v.iter_mut() {
-                    vals.push(std::mem::take(x));
-                }
-            }
-            ObjMut::Dict(m) => {
-                for x in m.values_mut() {
-                    vals.push(std::mem::take(x));
-                }
-            }
-            ObjMut::Str(_) => {}
         }
-        for v in vals.drain(..) {
-            self.release_quiet(v);
-        }
-        self.gc_vals = vals;
     }
 
     /// Enables or disables automatic collection (`gcenable`/`gcdisable`).

@@ -93,7 +93,6 @@ pub struct Heap<A: Allocator> {
     pub(crate) site: Site,
     /// Collector scratch lists, reused across collections.
     pub(crate) gc_kids: Vec<u32>,
-    pub(crate) gc_vals: Vec<Value>,
 }
 
 impl<A: Allocator> Heap<A> {
@@ -108,7 +107,6 @@ impl<A: Allocator> Heap<A> {
             gc: GcState::default(),
             site: 0,
             gc_kids: Vec::new(),
-            gc_vals: Vec::new(),
         }
     }
 
@@ -183,7 +181,9 @@ impl<A: Allocator> Heap<A> {
         let mut work = std::mem::take(&mut self.work);
         let mut fault = None;
         self.free_one(slot, site, &mut work);
-        while let Some(v) = work.pop() {
+        // A record's references wait in `work`; a list's or dict's come
+        // one at a time from the allocator's kept-back buffer (`take_child`).
+        while let Some(v) = work.pop().or_else(|| self.objs.take_child()) {
             let Value::Ref(h) = v else { continue };
             if !self.objs.is_live(h) {
                 fault.get_or_insert_with(|| self.freed(h));
@@ -480,9 +480,10 @@ impl<A: Allocator> Heap<A> {
                 }
                 self.retain(v)?;
                 let ObjMut::Dict(m) = self.objs.view(h.slot) else { unreachable!() };
+                let (cap, key_bytes) = (m.capacity(), key_bytes(&key));
                 let old = m.insert(key, v).unwrap_or(Value::Nil);
                 if !exists {
-                    self.objs.dict_recharge(h.slot);
+                    self.objs.dict_recharge(h.slot, cap, key_bytes);
                 }
                 old
             }
@@ -557,8 +558,12 @@ impl<A: Allocator> Heap<A> {
             ObjKind::Dict => {
                 let key = self.key(k)?.to_owned();
                 let ObjMut::Dict(m) = self.objs.view(h.slot) else { unreachable!() };
-                match m.shift_remove(&key.as_ref()) {
-                    Some(v) => v,
+                let cap = m.capacity();
+                match m.remove(&key.as_ref()) {
+                    Some(v) => {
+                        self.objs.dict_recharge(h.slot, cap, -key_bytes(&key));
+                        v
+                    }
                     None => return Err(self.missing_key(key.as_ref())),
                 }
             }
@@ -665,7 +670,7 @@ impl<A: Allocator> Heap<A> {
                             }
                         }
                         ObjMut::Dict(m) => {
-                            for (i, (k, x)) in m.iter().enumerate().rev() {
+                            for (i, (k, x)) in m.iter_in_order().enumerate().rev() {
                                 tasks.push(Task::Val(*x));
                                 tasks.push(Task::Text(": "));
                                 tasks.push(Task::Key(k.clone()));
@@ -753,6 +758,7 @@ impl<A: Allocator> Heap<A> {
             ));
         }
         self.gc_verify()?;
+        self.objs.verify_dict_charges()?;
         self.objs.allocator().check()?;
         Ok(())
     }
@@ -799,6 +805,14 @@ impl<A: Allocator> Heap<A> {
     }
 }
 
+/// Bytes a dict key's string adds to the dict's charge (0 for an int).
+fn key_bytes(k: &DictKey) -> i64 {
+    match k {
+        DictKey::Str(s) => s.len() as i64,
+        DictKey::Int(_) => 0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -829,6 +843,39 @@ mod tests {
         assert_eq!(h.object_stats().alive, 0);
         assert_eq!(h.object_stats().freed_by_refcount, DEEP as u64);
         assert_eq!(h.allocator().bytes_in_use(), 0);
+        h.verify([]).unwrap();
+    }
+
+    #[test]
+    fn freeing_big_containers_needs_no_copy_of_their_references() {
+        // A list and a dict of many records, freed by refcounting and by
+        // the collector (in a cycle): the references come out one at a
+        // time, so the work list never grows with the container's size.
+        let mut h = heap();
+        let list = h.new_list(0).unwrap();
+        let dict = h.new_dict(0).unwrap();
+        for i in 0..DEEP {
+            let r = h.new_record(1, 0).unwrap();
+            h.push(list, r).unwrap();
+            h.store(dict, Value::Int(i as i64), r, 0).unwrap();
+            h.release(r, 0).unwrap();
+        }
+        h.release(list, 0).unwrap();
+        // Each record is still held by the dict.
+        assert_eq!(h.object_stats().alive, DEEP as u64 + 1);
+        assert!(h.work.capacity() <= 64, "work list grew to {}", h.work.capacity());
+        h.verify([dict]).unwrap();
+        // Now a cycle through the dict: only the collector can free it.
+        let keep = h.new_list(0).unwrap();
+        h.store(dict, Value::Int(-1), keep, 0).unwrap();
+        h.push(keep, dict).unwrap();
+        h.release(dict, 0).unwrap();
+        h.release(keep, 0).unwrap();
+        // The dict, the list and every record are unreachable containers.
+        assert_eq!(h.collect(2, 0), DEEP as u64 + 2);
+        assert_eq!(h.object_stats().alive, 0);
+        assert!(h.work.capacity() <= 64, "work list grew to {}", h.work.capacity());
+        assert_eq!(h.bytes_in_use(), 0);
         h.verify([]).unwrap();
     }
 

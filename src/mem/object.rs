@@ -193,13 +193,98 @@ impl KeyRef<'_> {
     }
 }
 
-pub type DictMap = IndexMap<DictKey, Value>;
+/// A dict's table: an `IndexMap` from key to value and insertion number.
+///
+/// Deleting is `swap_remove`, O(1): the last entry moves into the hole.
+/// (`shift_remove` keeps the order but costs O(n) per deletion, so that
+/// deleting n keys from the front of a dict would take O(n²) time: a
+/// program could hang the VM with a few instructions.) The insertion
+/// numbers put the entries back in insertion order, as CPython keeps
+/// them, when something needs that order (printing), and only if a
+/// deletion has moved an entry since the last time.
+#[derive(Debug, Default)]
+pub struct DictMap {
+    map: IndexMap<DictKey, (Value, u64)>,
+    next: u64,
+    /// No deletion has moved an entry since the table was last in order.
+    moved: bool,
+}
 
-/// Bytes charged for a dict's table: entries (hash, key, value) plus the
-/// index table, at its capacity, plus the bytes of string keys.
-fn dict_charge(m: &DictMap, key_bytes: u64) -> u64 {
-    let entry = std::mem::size_of::<(u64, DictKey, Value)>() + std::mem::size_of::<usize>() + 1;
-    (m.capacity() * entry) as u64 + key_bytes
+impl DictMap {
+    pub fn new() -> Self {
+        DictMap::default()
+    }
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+    pub fn capacity(&self) -> usize {
+        self.map.capacity()
+    }
+    pub fn get(&self, k: &KeyRef<'_>) -> Option<&Value> {
+        self.map.get(k).map(|e| &e.0)
+    }
+    pub fn contains_key(&self, k: &KeyRef<'_>) -> bool {
+        self.map.contains_key(k)
+    }
+    /// Sets `k` to `v`: a new key goes last, an existing one keeps its
+    /// place (as in CPython). Returns the value replaced.
+    pub fn insert(&mut self, k: DictKey, v: Value) -> Option<Value> {
+        if let Some(e) = self.map.get_mut(&k.as_ref()) {
+            return Some(std::mem::replace(&mut e.0, v));
+        }
+        self.map.insert(k, (v, self.next));
+        self.next += 1;
+        None
+    }
+    /// Removes `k` in O(1); returns its value.
+    pub fn remove(&mut self, k: &KeyRef<'_>) -> Option<Value> {
+        let (i, _, (v, _)) = self.map.swap_remove_full(k)?;
+        if i != self.map.len() {
+            self.moved = true;
+        }
+        Some(v)
+    }
+    /// The values, in no particular order.
+    pub fn values(&self) -> impl Iterator<Item = &Value> {
+        self.map.values().map(|e| &e.0)
+    }
+    /// The keys, in no particular order.
+    pub fn keys(&self) -> impl Iterator<Item = &DictKey> {
+        self.map.keys()
+    }
+    /// The value of the entry at position `i` of the table (not of the
+    /// insertion order).
+    pub fn value_at_mut(&mut self, i: usize) -> Option<&mut Value> {
+        self.map.get_index_mut(i).map(|(_, e)| &mut e.0)
+    }
+    /// The last entry's value, if any.
+    pub fn last_value(&self) -> Option<&Value> {
+        self.map.last().map(|(_, e)| &e.0)
+    }
+    /// Removes the last entry of the table; returns its value.
+    pub fn pop(&mut self) -> Option<Value> {
+        self.map.pop().map(|(_, e)| e.0)
+    }
+    /// The entries in insertion order (restored first if a deletion moved
+    /// an entry: O(n log n) once, then O(n)).
+    pub fn iter_in_order(&mut self) -> impl DoubleEndedIterator<Item = (&DictKey, &Value)> + ExactSizeIterator {
+        if self.moved {
+            self.map.sort_by(|_, a, _, b| a.1.cmp(&b.1));
+            self.moved = false;
+        }
+        self.map.iter().map(|(k, e)| (k, &e.0))
+    }
+}
+
+/// Bytes charged for a dict's table at capacity `cap`: entries (hash, key,
+/// value, insertion number) plus the index table. A dict's charge is this
+/// plus the bytes of its string keys.
+fn dict_table_bytes(cap: usize) -> u64 {
+    let entry = std::mem::size_of::<(u64, DictKey, (Value, u64))>() + std::mem::size_of::<usize>() + 1;
+    (cap * entry) as u64
 }
 
 /// One entry of the object table.
@@ -234,6 +319,17 @@ pub struct Objects<A: Allocator> {
     dict_bytes: u64,
     dict_bytes_peak: u64,
     live: u64,
+    /// Buffers and tables of freed lists and dicts whose references are
+    /// still being handed out (see `free`); the top one ends in a reference.
+    pending: Vec<Pending>,
+}
+
+/// A freed list's buffer (`len` values still to go) or a freed dict's
+/// table (with the bytes charged for it), kept until its references are
+/// handed out.
+enum Pending {
+    Buf { buf: NonNull<Value>, len: u32, cap: u32 },
+    Map(Box<DictMap>, u64),
 }
 
 impl<A: Allocator> Objects<A> {
@@ -247,6 +343,7 @@ impl<A: Allocator> Objects<A> {
             dict_bytes: 0,
             dict_bytes_peak: 0,
             live: 0,
+            pending: Vec::new(),
         }
     }
 
@@ -626,16 +723,19 @@ impl<A: Allocator> Objects<A> {
         }
     }
 
-    /// Re-charges a dict's table after it may have grown or shrunk. Returns
-    /// false if the charge would pass `--max-heap` (the charge is still
-    /// recorded; the caller reports out of memory after undoing its insert).
-    pub fn dict_recharge(&mut self, slot: u32) {
+    /// Updates a dict's charge after its table changed: `cap_before` is the
+    /// table's capacity before the change, `key_bytes` the string-key bytes
+    /// it gained (negative: lost). O(1), so that building a dict of n keys
+    /// costs O(n), not O(n²).
+    pub fn dict_recharge(&mut self, slot: u32, cap_before: usize, key_bytes: i64) {
         let body = self.body(slot).cast::<DictBody>();
         // SAFETY: live dict body with a valid map pointer.
         let (new, old) = unsafe {
-            let m = &*(*body).map;
-            let keys: u64 = m.keys().map(|k| if let DictKey::Str(s) = k { s.len() as u64 } else { 0 }).sum();
-            (dict_charge(m, keys), (*body).charged)
+            let old = (*body).charged;
+            let cap = (*(*body).map).capacity();
+            let new =
+                (old as i64 - dict_table_bytes(cap_before) as i64 + dict_table_bytes(cap) as i64 + key_bytes) as u64;
+            (new, old)
         };
         // SAFETY: as above.
         unsafe { (*body).charged = new };
@@ -643,17 +743,57 @@ impl<A: Allocator> Objects<A> {
         self.dict_bytes_peak = self.dict_bytes_peak.max(self.dict_bytes);
     }
 
+    /// Heap verifier's part: each dict's charge is its table at its
+    /// capacity plus its string keys' bytes, the charges sum to
+    /// `dict_bytes`, and no freed container is still handing out references.
+    pub fn verify_dict_charges(&self) -> Result<(), String> {
+        if !self.pending.is_empty() {
+            return Err(format!("{} freed containers still hold references", self.pending.len()));
+        }
+        let mut sum = 0;
+        for slot in self.live_slots() {
+            if self.hdr(slot).kind != ObjKind::Dict {
+                continue;
+            }
+            // SAFETY: a live dict's body holds a valid map pointer; `&self`
+            // keeps it from changing while we read.
+            let (m, charged) = unsafe {
+                let body = self.body(slot).cast::<DictBody>();
+                (&*(*body).map, (*body).charged)
+            };
+            let keys: u64 = m.keys().map(|k| if let DictKey::Str(s) = k { s.len() as u64 } else { 0 }).sum();
+            let want = dict_table_bytes(m.capacity()) + keys;
+            if charged != want {
+                return Err(format!(
+                    "dict #{} is charged {charged} bytes, its table needs {want}",
+                    self.slots[slot as usize].id
+                ));
+            }
+            sum += charged;
+        }
+        if sum != self.dict_bytes {
+            return Err(format!(
+                "dict tables charged {} bytes in all, the dicts' charges sum to {sum}",
+                self.dict_bytes
+            ));
+        }
+        Ok(())
+    }
+
     /// Would growing a dict by one entry stay within `--max-heap`?
     pub fn dict_can_grow(&mut self, slot: u32) -> bool {
-        let entry = std::mem::size_of::<(u64, DictKey, Value)>() + std::mem::size_of::<usize>() + 1;
         let ObjMut::Dict(m) = self.view(slot) else { return true };
-        let extra = if m.len() == m.capacity() { (m.capacity().max(4)) * entry } else { 0 };
+        let extra = if m.len() == m.capacity() { dict_table_bytes(m.capacity().max(4)) as usize } else { 0 };
         self.bytes_in_use().saturating_add(extra) <= self.max_bytes
     }
 
-    /// Frees the object in `slot`: moves every reference it held into
-    /// `children` (their counts pass to the caller), releases its blocks and
-    /// marks the slot free. Returns the id it had.
+    /// Frees the object in `slot`: releases its blocks and marks the slot
+    /// free; returns the id it had. The references it held pass to the
+    /// caller (their counts with them): a record's go into `children`; a
+    /// list's buffer or a dict's table is kept back, still charged, and
+    /// hands its references out one at a time through [`Objects::take_child`],
+    /// so freeing a container of a million references needs no second
+    /// array of a million values.
     pub fn free(&mut self, slot: u32, children: &mut Vec<Value>) -> u32 {
         let s = &mut self.slots[slot as usize];
         let Some(p) = s.ptr else { panic!("object slot {slot} is free") };
@@ -663,8 +803,9 @@ impl<A: Allocator> Objects<A> {
         self.live -= 1;
         // SAFETY: the slot held `p`, so the object is live (the slot is now
         // cleared, so nothing else can reach it): we read its header and
-        // body, move its values out and give each block back to the
-        // allocator with the size it was allocated with.
+        // body, move its values out (a list buffer or dict table moves, whole,
+        // to `pending`) and give the object's block back to the allocator
+        // with the size it was allocated with.
         unsafe {
             let hdr = p.as_ptr();
             let (kind, n) = ((*hdr).kind, (*hdr).len16 as usize);
@@ -681,20 +822,15 @@ impl<A: Allocator> Objects<A> {
                 ObjKind::List => {
                     let lb = body.cast::<ListBody>().read();
                     if let Some(buf) = NonNull::new(lb.buf) {
-                        for v in std::slice::from_raw_parts(buf.as_ptr(), lb.len as usize) {
-                            if let Value::Ref(_) = v {
-                                children.push(*v);
-                            }
-                        }
-                        self.alloc.free(buf.cast(), lb.cap as usize * VAL);
+                        self.pending.push(Pending::Buf { buf, len: lb.len, cap: lb.cap });
+                        self.settle_pending();
                     }
                     HDR + std::mem::size_of::<ListBody>()
                 }
                 ObjKind::Dict => {
                     let db = body.cast::<DictBody>().read();
-                    let map = Box::from_raw(db.map);
-                    children.extend(map.into_values().filter(|v| matches!(v, Value::Ref(_))));
-                    self.dict_bytes -= db.charged;
+                    self.pending.push(Pending::Map(Box::from_raw(db.map), db.charged));
+                    self.settle_pending();
                     HDR + std::mem::size_of::<DictBody>()
                 }
                 ObjKind::Str => HDR + std::mem::size_of::<StrBody>() + (*body.cast::<StrBody>()).len as usize,
@@ -702,6 +838,80 @@ impl<A: Allocator> Objects<A> {
             self.alloc.free(p.cast(), size);
         }
         id
+    }
+
+    /// The next reference held by a freed list or dict (see [`Objects::free`]),
+    /// its count passing to the caller; `None` when none is left.
+    #[inline]
+    pub fn take_child(&mut self) -> Option<Value> {
+        if self.pending.is_empty() {
+            return None;
+        }
+        self.take_pending()
+    }
+
+    fn take_pending(&mut self) -> Option<Value> {
+        let v = match self.pending.last_mut()? {
+            Pending::Buf { buf, len, .. } => {
+                // `settle_pending` left a reference on top.
+                *len -= 1;
+                // SAFETY: the buffer is live (kept back by `free`) and holds
+                // `len` initialised values; we read the one at the end.
+                unsafe { buf.as_ptr().add(*len as usize).read() }
+            }
+            Pending::Map(m, _) => m.pop().unwrap_or(Value::Nil),
+        };
+        self.settle_pending();
+        Some(v)
+    }
+
+    /// Drops from the top of `pending` what holds no reference (trailing
+    /// atoms, then the buffer or table itself once empty), so that the top
+    /// entry, if any, ends in a reference. An entry stays only while it
+    /// still owes a reference: a chain of lists freed one inside the other
+    /// keeps one entry, not one per link.
+    fn settle_pending(&mut self) {
+        while let Some(top) = self.pending.last_mut() {
+            match top {
+                Pending::Buf { buf, len, cap } => {
+                    // SAFETY: as in `take_pending`.
+                    while *len > 0 && !matches!(unsafe { *buf.as_ptr().add(*len as usize - 1) }, Value::Ref(_)) {
+                        *len -= 1;
+                    }
+                    if *len > 0 {
+                        return;
+                    }
+                    let (buf, cap) = (*buf, *cap);
+                    self.pending.pop();
+                    // SAFETY: the buffer was allocated with `cap` values by
+                    // this allocator, and its values are all moved out.
+                    unsafe { self.alloc.free(buf.cast(), cap as usize * VAL) };
+                }
+                Pending::Map(m, charged) => {
+                    while m.last_value().is_some_and(|v| !matches!(v, Value::Ref(_))) {
+                        m.pop();
+                    }
+                    if !m.is_empty() {
+                        return;
+                    }
+                    self.dict_bytes -= *charged;
+                    self.pending.pop();
+                }
+            }
+        }
+    }
+
+    /// Gives back every kept-back buffer and table without handing out
+    /// their references (the whole heap is going).
+    fn drop_pending(&mut self) {
+        while let Some(p) = self.pending.pop() {
+            match p {
+                // SAFETY: as in `settle_pending`; the values are dropped
+                // uncounted, as `Drop` does with every object.
+                Pending::Buf { buf, cap, .. } => unsafe { self.alloc.free(buf.cast(), cap as usize * VAL) },
+                Pending::Map(_, charged) => self.dict_bytes -= charged,
+            }
+        }
     }
 }
 
@@ -714,6 +924,7 @@ impl<A: Allocator> Drop for Objects<A> {
             if self.slots[slot as usize].ptr.is_some() {
                 self.free(slot, &mut sink);
                 sink.clear();
+                self.drop_pending();
             }
         }
     }
@@ -764,11 +975,19 @@ mod tests {
             m.insert(DictKey::Str("k".into()), Value::Ref(r));
             assert!(m.get(&KeyRef::Str("k")).is_some());
         }
-        o.dict_recharge(d.slot);
-        assert!(o.dict_bytes().0 > 0);
+        o.dict_recharge(d.slot, 0, 1);
+        let ObjMut::Dict(m) = o.view(d.slot) else { panic!() };
+        let want = dict_table_bytes(m.capacity()) + 1;
+        assert_eq!(o.dict_bytes().0, want);
+        o.verify_dict_charges().unwrap();
         let mut kids = Vec::new();
         assert_eq!(o.free(d.slot, &mut kids), 4);
-        assert_eq!(kids, vec![Value::Ref(r)]);
+        // A dict's references come out one at a time; its table stays
+        // charged until the last has.
+        assert!(kids.is_empty());
+        assert!(o.dict_bytes().0 > 0);
+        assert_eq!(o.take_child(), Some(Value::Ref(r)));
+        assert_eq!(o.take_child(), None);
         assert_eq!(o.dict_bytes().0, 0);
         kids.clear();
         o.free(r.slot, &mut kids);
@@ -780,6 +999,117 @@ mod tests {
         assert_eq!(r2.slot, r.slot);
         assert!(!o.is_live(r) && o.is_live(r2));
         assert_eq!(o.live(), 3);
+    }
+
+    #[test]
+    fn a_freed_list_hands_out_its_references_one_at_a_time() {
+        let mut o = objects();
+        let a = o.new_record(0, 0).unwrap();
+        let b = o.new_record(0, 0).unwrap();
+        let l = o.new_list(0).unwrap();
+        for v in [Value::Int(1), Value::Ref(a), Value::Nil, Value::Ref(b), Value::Int(2)] {
+            o.list_push(l.slot, v).unwrap();
+        }
+        let before = o.bytes_in_use();
+        let mut kids = Vec::new();
+        o.free(l.slot, &mut kids);
+        assert!(kids.is_empty());
+        // The buffer is still held (and charged) while references remain.
+        // (the list's own block, header and body, is 32 bytes)
+        assert_eq!(o.bytes_in_use(), before - 32);
+        assert_eq!(o.take_child(), Some(Value::Ref(b)));
+        assert_eq!(o.bytes_in_use(), before - 32);
+        // The last reference out gives the buffer back at once.
+        assert_eq!(o.take_child(), Some(Value::Ref(a)));
+        assert!(o.pending.is_empty());
+        assert_eq!(o.bytes_in_use(), 2 * 16);
+        assert_eq!(o.take_child(), None);
+        o.free(a.slot, &mut kids);
+        o.free(b.slot, &mut kids);
+        assert_eq!(o.bytes_in_use(), 0);
+    }
+
+    #[test]
+    fn a_chain_of_lists_keeps_one_pending_buffer() {
+        // Each list holds [1, next, 2]: freeing the head and taking each
+        // child in turn must not stack up one buffer per link.
+        let mut o = objects();
+        let mut next = Value::Nil;
+        for _ in 0..100 {
+            let l = o.new_list(0).unwrap();
+            for v in [Value::Int(1), next, Value::Int(2)] {
+                o.list_push(l.slot, v).unwrap();
+            }
+            next = Value::Ref(l);
+        }
+        let mut kids = Vec::new();
+        let mut h = next;
+        let mut freed = 0;
+        while let Value::Ref(x) = h {
+            o.free(x.slot, &mut kids);
+            freed += 1;
+            assert!(o.pending.len() <= 1);
+            h = o.take_child().unwrap_or(Value::Nil);
+        }
+        assert_eq!(freed, 100);
+        assert_eq!(o.bytes_in_use(), 0);
+        assert_eq!(o.live(), 0);
+    }
+
+    #[test]
+    fn dropping_the_table_gives_back_pending_buffers() {
+        let mut o = objects();
+        let a = o.new_record(0, 0).unwrap();
+        let l = o.new_list(0).unwrap();
+        o.list_push(l.slot, Value::Ref(a)).unwrap();
+        let mut kids = Vec::new();
+        o.free(l.slot, &mut kids);
+        assert_eq!(o.pending.len(), 1);
+        drop(o); // Miri would report the buffer, were it leaked
+    }
+
+    #[test]
+    fn dict_keeps_insertion_order_across_deletions() {
+        // The same operations on a plain list of pairs (the model: O(n)
+        // deletion that shifts) and on DictMap (O(1) deletion that swaps).
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut rand = move |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        let rounds = if cfg!(miri) { 200 } else { 20_000 };
+        let mut m = DictMap::new();
+        let mut model: Vec<(DictKey, Value)> = Vec::new();
+        for round in 0..rounds {
+            let k = if rand(4) == 0 {
+                DictKey::Str(format!("s{}", rand(20)).into())
+            } else {
+                DictKey::Int(rand(40) as i64)
+            };
+            if rand(3) == 0 {
+                let got = m.remove(&k.as_ref());
+                let want = model.iter().position(|e| e.0 == k).map(|i| model.remove(i).1);
+                assert_eq!(got, want);
+            } else {
+                let v = Value::Int(round);
+                let got = m.insert(k.clone(), v);
+                let want = match model.iter_mut().find(|e| e.0 == k) {
+                    Some(e) => Some(std::mem::replace(&mut e.1, v)),
+                    None => {
+                        model.push((k, v));
+                        None
+                    }
+                };
+                assert_eq!(got, want);
+            }
+            assert_eq!(m.len(), model.len());
+            if round % 50 == 0 {
+                let order: Vec<(DictKey, Value)> = m.iter_in_order().map(|(k, v)| (k.clone(), *v)).collect();
+                assert_eq!(order, model, "round {round}");
+            }
+        }
     }
 
     #[test]
