@@ -245,6 +245,8 @@ fn main() -> ExitCode {
 }
 
 fn run<A: Allocator>(prog: &Program, src: Option<&str>, args: &RunArgs, mut heap: Heap<A>) -> ExitCode {
+    // The leak report names where each leaked object was allocated.
+    heap.set_record_sites(args.check_leaks);
     heap.gc_set_enabled(args.gc == OnOff::On);
     if let Some(t) = args.gc_threshold {
         heap.gc_set_thresholds(t);

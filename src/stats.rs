@@ -15,7 +15,8 @@ pub struct HeapExtra {
     /// capacity; counted against `--max-heap`.
     pub dict_table_bytes: u64,
     pub dict_table_bytes_peak: u64,
-    /// The object table (one 16-byte slot per object ever live at once).
+    /// The object table: one 12-byte slot per object ever live at once,
+    /// plus 4 bytes of allocation site per slot under `--check-leaks`.
     pub object_table_bytes: u64,
 }
 
@@ -129,20 +130,19 @@ pub fn leak_report<A: Allocator>(vm: &mut Vm<'_, A>) -> String {
         if live.len() == 1 { "" } else { "s" }
     );
     for (id, kind, site) in live {
-        let (func, pos) = vm.site_pos(site);
         let why = if roots.binary_search(&id).is_ok() {
             "held by a count no owner accounts for (incref without decref)"
         } else {
             "reachable from a leaked object"
         };
-        let _ = writeln!(
-            s,
-            "  #{id} {} allocated at {}:{}:{} (in `{func}`): {why}",
-            kind.name(),
-            vm.source_name(),
-            pos.line,
-            pos.col
-        );
+        let at = match site {
+            Some(site) => {
+                let (func, pos) = vm.site_pos(site);
+                format!("allocated at {}:{}:{} (in `{func}`)", vm.source_name(), pos.line, pos.col)
+            }
+            None => "allocation site not recorded (see Heap::set_record_sites)".to_string(),
+        };
+        let _ = writeln!(s, "  #{id} {} {at}: {why}", kind.name());
     }
     s
 }

@@ -287,16 +287,23 @@ fn dict_table_bytes(cap: usize) -> u64 {
     (cap * entry) as u64
 }
 
-/// One entry of the object table.
+/// One entry of the object table: 12 bytes (packed to 4-byte alignment),
+/// so a million live objects cost 12 MB of table, not 16. Fields are only
+/// ever read and written by value (never borrowed), as packing requires.
 #[derive(Clone, Copy, Debug)]
+#[repr(C, packed(4))]
 struct Slot {
     /// The object's header, or `None` while the slot is free.
     ptr: Option<NonNull<Header>>,
-    /// Id of the object in the slot; 0 while free (ids start at 1).
+    /// Live: the object's id (ids start at 1). Free: the next free slot
+    /// (`ptr` being `None` is what marks the slot free, so a stale handle
+    /// whose id happens to equal it is still refused).
     id: u32,
-    /// Live: allocation site. Free: next free slot.
-    aux: u32,
 }
+
+/// Allocation site of a slot whose object was allocated while sites were
+/// not being recorded.
+const NO_SITE: u32 = u32::MAX;
 
 /// Why an allocation failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -310,6 +317,10 @@ pub enum AllocError {
 /// The object table plus the allocator: every object lives here.
 pub struct Objects<A: Allocator> {
     slots: Vec<Slot>,
+    /// Allocation site per slot, kept only while `record_sites` is on (see
+    /// [`Objects::set_record_sites`]); empty otherwise.
+    sites: Vec<u32>,
+    record_sites: bool,
     free_slot: u32,
     next_id: u32,
     alloc: A,
@@ -336,6 +347,8 @@ impl<A: Allocator> Objects<A> {
     pub fn new(alloc: A, max_bytes: usize) -> Self {
         Objects {
             slots: Vec::new(),
+            sites: Vec::new(),
+            record_sites: false,
             free_slot: NO_SLOT,
             next_id: 1,
             alloc,
@@ -360,9 +373,26 @@ impl<A: Allocator> Objects<A> {
         (self.dict_bytes, self.dict_bytes_peak)
     }
 
-    /// Bytes of the object table itself (slots).
+    /// Bytes of the object table itself (slots, and sites when recorded).
     pub fn table_bytes(&self) -> usize {
-        self.slots.capacity() * std::mem::size_of::<Slot>()
+        self.slots.capacity() * std::mem::size_of::<Slot>() + self.sites.capacity() * 4
+    }
+
+    /// Records each object's allocation site from now on (for leak
+    /// reports), at 4 bytes per table slot; off by default, like CPython's
+    /// `tracemalloc`. Objects allocated while it was off have no site.
+    pub fn set_record_sites(&mut self, on: bool) {
+        self.record_sites = on;
+        if on {
+            self.sites.resize(self.slots.len(), NO_SITE);
+        } else {
+            self.sites = Vec::new();
+        }
+    }
+
+    /// Whether allocation sites are being recorded.
+    pub fn records_sites(&self) -> bool {
+        self.record_sites
     }
 
     /// Number of live objects.
@@ -406,13 +436,16 @@ impl<A: Allocator> Objects<A> {
         self.next_id += 1;
         let slot = if self.free_slot != NO_SLOT {
             let s = self.free_slot;
-            self.free_slot = self.slots[s as usize].aux;
-            self.slots[s as usize] = Slot { ptr: Some(hdr), id, aux: site };
+            self.free_slot = self.slots[s as usize].id;
+            self.slots[s as usize] = Slot { ptr: Some(hdr), id };
             s
         } else {
-            self.slots.push(Slot { ptr: Some(hdr), id, aux: site });
+            self.slots.push(Slot { ptr: Some(hdr), id });
             (self.slots.len() - 1) as u32
         };
+        if self.record_sites {
+            self.record_site(slot, site);
+        }
         self.live += 1;
         Ok((Handle { slot, id }, block))
     }
@@ -468,7 +501,7 @@ impl<A: Allocator> Objects<A> {
     #[inline(always)]
     pub fn is_live(&self, h: Handle) -> bool {
         match self.slots.get(h.slot as usize) {
-            Some(s) => s.id == h.id && s.ptr.is_some(),
+            Some(s) => s.id == h.id && { s.ptr }.is_some(),
             None => false,
         }
     }
@@ -497,10 +530,20 @@ impl<A: Allocator> Objects<A> {
         unsafe { self.ptr(slot).as_mut() }
     }
 
-    /// Id and allocation site of the live object in `slot`.
-    pub fn id_site(&self, slot: u32) -> (u32, u32) {
-        let s = &self.slots[slot as usize];
-        (s.id, s.aux)
+    #[cold]
+    fn record_site(&mut self, slot: u32, site: u32) {
+        let i = slot as usize;
+        if i >= self.sites.len() {
+            self.sites.resize(i + 1, NO_SITE);
+        }
+        self.sites[i] = site;
+    }
+
+    /// Id and allocation site of the live object in `slot`; the site is
+    /// `None` unless sites were being recorded when it was allocated.
+    pub fn id_site(&self, slot: u32) -> (u32, Option<u32>) {
+        let site = self.sites.get(slot as usize).copied().filter(|&s| s != NO_SITE);
+        (self.slots[slot as usize].id, site)
     }
 
     /// The handle of the live object in `slot`.
@@ -510,7 +553,7 @@ impl<A: Allocator> Objects<A> {
 
     /// Every live object's slot, in slot order.
     pub fn live_slots(&self) -> impl Iterator<Item = u32> + '_ {
-        self.slots.iter().enumerate().filter(|(_, s)| s.ptr.is_some()).map(|(i, _)| i as u32)
+        self.slots.iter().enumerate().filter(|(_, s)| { s.ptr }.is_some()).map(|(i, _)| i as u32)
     }
 
     fn body(&self, slot: u32) -> *mut u8 {
@@ -798,7 +841,7 @@ impl<A: Allocator> Objects<A> {
         let s = &mut self.slots[slot as usize];
         let Some(p) = s.ptr else { panic!("object slot {slot} is free") };
         let id = s.id;
-        *s = Slot { ptr: None, id: 0, aux: self.free_slot };
+        *s = Slot { ptr: None, id: self.free_slot };
         self.free_slot = slot;
         self.live -= 1;
         // SAFETY: the slot held `p`, so the object is live (the slot is now
@@ -921,7 +964,7 @@ impl<A: Allocator> Drop for Objects<A> {
         // matter, so children are dropped without counting.
         let mut sink = Vec::new();
         for slot in 0..self.slots.len() as u32 {
-            if self.slots[slot as usize].ptr.is_some() {
+            if { self.slots[slot as usize].ptr }.is_some() {
                 self.free(slot, &mut sink);
                 sink.clear();
                 self.drop_pending();
@@ -945,6 +988,46 @@ mod tests {
 
     fn objects() -> Objects<PoolAllocator> {
         Objects::new(PoolAllocator::new(), usize::MAX)
+    }
+
+    #[test]
+    fn a_table_slot_is_twelve_bytes() {
+        assert_eq!(std::mem::size_of::<Slot>(), 12);
+    }
+
+    #[test]
+    fn sites_are_recorded_only_when_asked() {
+        let mut o = objects();
+        let a = o.new_record(1, 5).unwrap();
+        assert_eq!(o.id_site(a.slot), (1, None));
+        assert_eq!(o.table_bytes(), o.slots.capacity() * 12);
+        o.set_record_sites(true);
+        let b = o.new_record(1, 6).unwrap();
+        assert_eq!(o.id_site(a.slot), (1, None), "allocated before recording began");
+        assert_eq!(o.id_site(b.slot), (2, Some(6)));
+        // A freed slot is reused with the new object's site.
+        let mut kids = Vec::new();
+        o.free(b.slot, &mut kids);
+        let c = o.new_record(1, 9).unwrap();
+        assert_eq!(c.slot, b.slot);
+        assert_eq!(o.id_site(c.slot), (3, Some(9)));
+        o.set_record_sites(false);
+        assert_eq!(o.id_site(c.slot), (3, None));
+    }
+
+    #[test]
+    fn a_free_slot_refuses_a_handle_whose_id_equals_its_free_link() {
+        // A free slot's `id` field holds the next free slot; the handle of
+        // the freed object must still be refused even when they coincide.
+        let mut o = objects();
+        let a = o.new_record(0, 0).unwrap(); // id 1, slot 0
+        let b = o.new_record(0, 0).unwrap(); // id 2, slot 1
+        let mut kids = Vec::new();
+        o.free(b.slot, &mut kids); // free list: 1
+        o.free(a.slot, &mut kids); // free list: 0 -> 1; slot 0's link is 1 == a.id
+        assert_eq!({ o.slots[a.slot as usize].id }, a.id);
+        assert!(!o.is_live(a));
+        assert!(!o.is_live(b));
     }
 
     #[test]
