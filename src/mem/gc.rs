@@ -133,6 +133,11 @@ pub struct GcState {
     pub(crate) counters: GcCounters,
     pub(crate) enabled: bool,
     collecting: bool,
+    /// Count 0 must pass this for the policy to be asked: threshold 0, or
+    /// `u64::MAX` while automatic collection cannot run (disabled,
+    /// threshold 0 is 0, or a collection is under way). Kept by
+    /// [`GcState::refresh_trigger`], so an allocation tests one compare.
+    trigger: u64,
     pub(crate) policy: Box<dyn GcPolicy>,
     collections: [u64; 3],
     collected: [u64; 3],
@@ -140,6 +145,13 @@ pub struct GcState {
     time_us: [u64; 3],
     /// When set, each collection is recorded here (`--gc-log`).
     pub(crate) log: Option<Vec<GcLogEntry>>,
+}
+
+impl GcState {
+    fn refresh_trigger(&mut self) {
+        let t0 = self.counters.thresholds[0];
+        self.trigger = if self.enabled && !self.collecting && t0 != 0 { t0 } else { u64::MAX };
+    }
 }
 
 impl Default for GcState {
@@ -154,6 +166,7 @@ impl Default for GcState {
             },
             enabled: true,
             collecting: false,
+            trigger: 700,
             policy: Box::new(CPythonPolicy),
             collections: [0; 3],
             collected: [0; 3],
@@ -238,7 +251,7 @@ impl<A: Allocator> Heap<A> {
     pub(crate) fn gc_track_new(&mut self, slot: u32) {
         let c = &mut self.gc.counters;
         c.counts[0] += 1;
-        if c.counts[0] > c.thresholds[0] && c.thresholds[0] != 0 && self.gc.enabled && !self.gc.collecting {
+        if c.counts[0] > self.gc.trigger {
             self.consult_policy();
         }
         // New containers come out of `Objects` in generation 0 already.
@@ -282,6 +295,7 @@ impl<A: Allocator> Heap<A> {
     pub fn collect(&mut self, gen: usize, site: Site) -> u64 {
         let start = Instant::now();
         self.gc.collecting = true;
+        self.gc.refresh_trigger();
         let c = &mut self.gc.counters;
         if gen + 1 < 3 {
             c.counts[gen + 1] += 1;
@@ -434,6 +448,7 @@ impl<A: Allocator> Heap<A> {
             log.push(GcLogEntry { generation: gen, examined, collected: n, duration: dur });
         }
         self.gc.collecting = false;
+        self.gc.refresh_trigger();
         n
     }
 
@@ -483,11 +498,13 @@ impl<A: Allocator> Heap<A> {
     /// Enables or disables automatic collection (`gcenable`/`gcdisable`).
     pub fn gc_set_enabled(&mut self, on: bool) {
         self.gc.enabled = on;
+        self.gc.refresh_trigger();
     }
 
     /// Sets the thresholds (`gcthreshold`).
     pub fn gc_set_thresholds(&mut self, t: [u64; 3]) {
         self.gc.counters.thresholds = t;
+        self.gc.refresh_trigger();
     }
 
     /// The count of generation `g` (`gccount`).

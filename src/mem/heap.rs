@@ -183,14 +183,24 @@ impl<A: Allocator> Heap<A> {
     /// Frees the object in `slot` (count already 0) and everything whose
     /// count drops to 0 as a result, with an explicit work list. Finishes
     /// even if a dangling child is met, then reports the first such fault.
+    /// The common case, an object that held no references (a record of
+    /// atoms, a string), returns right after the one free.
     #[inline(never)]
     fn free_cascade(&mut self, slot: u32, site: Site) -> Result<(), Fault> {
-        let mut work = std::mem::take(&mut self.work);
+        self.free_one(slot, site);
+        if self.work.is_empty() && !self.objs.has_pending() {
+            return Ok(());
+        }
+        self.free_children(site)
+    }
+
+    /// The rest of a cascade: releases the references freed objects held.
+    /// A record's wait in `work`; a list's or dict's come one at a time
+    /// from the allocator's kept-back buffer (`take_child`).
+    #[inline(never)]
+    fn free_children(&mut self, site: Site) -> Result<(), Fault> {
         let mut fault = None;
-        self.free_one(slot, site, &mut work);
-        // A record's references wait in `work`; a list's or dict's come
-        // one at a time from the allocator's kept-back buffer (`take_child`).
-        while let Some(v) = work.pop().or_else(|| self.objs.take_child()) {
+        while let Some(v) = self.work.pop().or_else(|| self.objs.take_child()) {
             let Value::Ref(h) = v else { continue };
             if !self.objs.is_live(h) {
                 fault.get_or_insert_with(|| self.freed(h));
@@ -199,17 +209,18 @@ impl<A: Allocator> Heap<A> {
             let hdr = self.objs.hdr_mut(h.slot);
             hdr.rc -= 1;
             if hdr.rc == 0 {
-                self.free_one(h.slot, site, &mut work);
+                self.free_one(h.slot, site);
             }
         }
-        self.work = work;
         fault.map_or(Ok(()), Err)
     }
 
+    /// Frees one object whose count is 0; the references it held go to
+    /// `work` (a record's) or stay with `Objects` (a list's or dict's).
     #[inline(always)]
-    fn free_one(&mut self, slot: u32, site: Site, work: &mut Vec<Value>) {
+    fn free_one(&mut self, slot: u32, site: Site) {
         let tainted = self.gc_untrack(slot);
-        let id = self.objs.free(slot, work);
+        let id = self.objs.free(slot, &mut self.work);
         self.stats.freed_by_refcount += 1;
         if tainted {
             self.graveyard.insert(id, site);
@@ -413,26 +424,44 @@ impl<A: Allocator> Heap<A> {
     /// `store`: `o[k] = v`, retaining `v` and releasing what was there.
     #[inline]
     pub fn store(&mut self, o: Value, k: Value, v: Value, site: Site) -> Result<(), Fault> {
-        // Fast path: a value that is not a reference into a slot that holds
-        // none (nothing to retain or release).
-        if !matches!(v, Value::Ref(_)) {
-            if let Some(items) = self.empty_slot(o, k) {
-                *items = v;
+        if let Value::Int(i) = k {
+            if self.store_atom(&o, i, &v) {
                 return Ok(());
             }
         }
+        self.store_general(o, k, v, site)
+    }
+
+    /// The fast path of `store`: a value that is not a reference, into
+    /// slot `i` of a live record or list when that slot holds none
+    /// (nothing to retain or release). Returns whether it stored; when it
+    /// did not, nothing changed and [`Heap::store`] does the rest. Takes
+    /// its operands by reference so that the caller's registers are read
+    /// in place.
+    #[inline(always)]
+    pub fn store_atom(&mut self, o: &Value, i: i64, v: &Value) -> bool {
+        if let (Value::Ref(h), false) = (*o, matches!(v, Value::Ref(_))) {
+            if let Some(slot) = self.empty_slot(h, i) {
+                *slot = *v;
+                return true;
+            }
+        }
+        false
+    }
+
+    #[inline(never)]
+    fn store_general(&mut self, o: Value, k: Value, v: Value, site: Site) -> Result<(), Fault> {
         if let Value::Ref(_) = v {
             return self.store_ref(o, k, v, site);
         }
         self.store_slow(o, k, v, site)
     }
 
-    /// The slot `o[k]` when `o` is a live record or list, `k` an int index
+    /// The slot `o[i]` when `o` is a live record or list and `i` an index
     /// in range (negative from the end) and the slot holds no reference:
     /// where a store has nothing to release. The fast paths' shared test.
     #[inline(always)]
-    fn empty_slot(&mut self, o: Value, k: Value) -> Option<&mut Value> {
-        let (Value::Ref(h), Value::Int(i)) = (o, k) else { return None };
+    fn empty_slot(&mut self, h: Handle, i: i64) -> Option<&mut Value> {
         if !self.objs.is_live(h) {
             return None;
         }
@@ -449,12 +478,12 @@ impl<A: Allocator> Heap<A> {
     /// takes the general path.
     #[inline(never)]
     fn store_ref(&mut self, o: Value, k: Value, v: Value, site: Site) -> Result<(), Fault> {
-        if let Value::Ref(x) = v {
-            if self.objs.is_live(x) && self.empty_slot(o, k).is_some() {
+        if let (Value::Ref(x), Value::Ref(h), Value::Int(i)) = (v, o, k) {
+            if self.objs.is_live(x) && self.empty_slot(h, i).is_some() {
                 let hd = self.objs.hdr_mut(x.slot);
                 if let Some(rc) = hd.rc.checked_add(1) {
                     hd.rc = rc;
-                    if let Some(slot) = self.empty_slot(o, k) {
+                    if let Some(slot) = self.empty_slot(h, i) {
                         *slot = v;
                     }
                     return Ok(());

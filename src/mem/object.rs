@@ -420,12 +420,13 @@ impl<A: Allocator> Objects<A> {
         len16: u16,
         site: u32,
     ) -> Result<(Handle, NonNull<u8>), AllocError> {
+        // Every slot was first taken by an allocation, so the table never
+        // has more slots than ids handed out: with ids left, a new slot's
+        // index stays below NO_SLOT.
         if self.next_id == u32::MAX {
             return Err(AllocError::IdsExhausted);
         }
-        if self.free_slot == NO_SLOT && self.slots.len() >= NO_SLOT as usize {
-            return Err(AllocError::IdsExhausted);
-        }
+        debug_assert!(self.slots.len() < NO_SLOT as usize);
         let block = self.raw_alloc(size)?;
         let hdr = block.cast::<Header>();
         let gen = if kind.is_container() { 0 } else { UNTRACKED };
@@ -837,6 +838,7 @@ impl<A: Allocator> Objects<A> {
     /// hands its references out one at a time through [`Objects::take_child`],
     /// so freeing a container of a million references needs no second
     /// array of a million values.
+    #[inline(always)]
     pub fn free(&mut self, slot: u32, children: &mut Vec<Value>) -> u32 {
         let s = &mut self.slots[slot as usize];
         let Some(p) = s.ptr else { panic!("object slot {slot} is free") };
@@ -853,15 +855,35 @@ impl<A: Allocator> Objects<A> {
             let hdr = p.as_ptr();
             let (kind, n) = ((*hdr).kind, (*hdr).len16 as usize);
             let body = hdr.cast::<u8>().add(HDR);
-            let size = match kind {
-                ObjKind::Record => {
-                    for v in std::slice::from_raw_parts(body.cast::<Value>(), n) {
-                        if let Value::Ref(_) = v {
-                            children.push(*v);
-                        }
+            let size = if kind == ObjKind::Record {
+                for v in std::slice::from_raw_parts(body.cast::<Value>(), n) {
+                    if let Value::Ref(_) = v {
+                        children.push(*v);
                     }
-                    HDR + n * VAL
                 }
+                HDR + n * VAL
+            } else {
+                self.free_body(kind, body)
+            };
+            self.alloc.free(p.cast(), size);
+        }
+        id
+    }
+
+    /// The part of [`Objects::free`] for lists, dicts and strings: keeps a
+    /// list's buffer or a dict's table back in `pending`; returns the size
+    /// of the object's block.
+    ///
+    /// # Safety
+    /// `body` is the body of a live object of kind `kind` (not a record)
+    /// whose slot has just been cleared.
+    #[inline(never)]
+    unsafe fn free_body(&mut self, kind: ObjKind, body: *mut u8) -> usize {
+        // SAFETY: per the caller, `body` holds the initialised body of a
+        // live object of this kind, which nothing else can reach any more.
+        unsafe {
+            match kind {
+                ObjKind::Record => unreachable!("records are freed inline"),
                 ObjKind::List => {
                     let lb = body.cast::<ListBody>().read();
                     if let Some(buf) = NonNull::new(lb.buf) {
@@ -877,10 +899,15 @@ impl<A: Allocator> Objects<A> {
                     HDR + std::mem::size_of::<DictBody>()
                 }
                 ObjKind::Str => HDR + std::mem::size_of::<StrBody>() + (*body.cast::<StrBody>()).len as usize,
-            };
-            self.alloc.free(p.cast(), size);
+            }
         }
-        id
+    }
+
+    /// Whether freed lists or dicts still have references to hand out
+    /// (see [`Objects::take_child`]).
+    #[inline(always)]
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
     }
 
     /// The next reference held by a freed list or dict (see [`Objects::free`]),

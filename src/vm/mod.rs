@@ -944,7 +944,12 @@ impl<'p, A: Allocator> Vm<'p, A> {
                     tri!(self.heap.store(regs[o as usize], regs[k as usize], regs[s as usize], site!()))
                 }
                 Instr::StoreRI { o, i, s } => {
-                    tri!(self.heap.store(regs[o as usize], Value::Int(i as i64), regs[s as usize], site!()))
+                    // The common store (an atom into an empty slot) reads
+                    // the registers in place; anything else takes the
+                    // general path.
+                    if !self.heap.store_atom(&regs[o as usize], i as i64, &regs[s as usize]) {
+                        tri!(self.heap.store(regs[o as usize], Value::Int(i as i64), regs[s as usize], site!()))
+                    }
                 }
                 Instr::StoreRW { o, w, s } => {
                     tri!(self.heap.store(
