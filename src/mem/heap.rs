@@ -449,10 +449,23 @@ impl<A: Allocator> Heap<A> {
         false
     }
 
+    /// Every `store` the atom fast path did not take. Its own fast path:
+    /// a live reference into a slot that holds none (building a
+    /// structure) adds one count; anything else takes the general path.
+    /// Kept out of line so the dispatch loop stays small.
     #[inline(never)]
     fn store_general(&mut self, o: Value, k: Value, v: Value, site: Site) -> Result<(), Fault> {
-        if let Value::Ref(_) = v {
-            return self.store_ref(o, k, v, site);
+        if let (Value::Ref(x), Value::Ref(h), Value::Int(i)) = (v, o, k) {
+            if self.objs.is_live(x) && self.empty_slot(h, i).is_some() {
+                let hd = self.objs.hdr_mut(x.slot);
+                if let Some(rc) = hd.rc.checked_add(1) {
+                    hd.rc = rc;
+                    if let Some(slot) = self.empty_slot(h, i) {
+                        *slot = v;
+                    }
+                    return Ok(());
+                }
+            }
         }
         self.store_slow(o, k, v, site)
     }
@@ -470,27 +483,6 @@ impl<A: Allocator> Heap<A> {
         let j = if i < 0 { i + n } else { i };
         let slot = items.get_mut(usize::try_from(j).ok()?)?;
         (!matches!(slot, Value::Ref(_))).then_some(slot)
-    }
-
-    /// `store` of a reference: a small function of its own (the general
-    /// path's frame is large). Second fast path: a live reference into an
-    /// empty slot (building a structure) adds one count; anything else
-    /// takes the general path.
-    #[inline(never)]
-    fn store_ref(&mut self, o: Value, k: Value, v: Value, site: Site) -> Result<(), Fault> {
-        if let (Value::Ref(x), Value::Ref(h), Value::Int(i)) = (v, o, k) {
-            if self.objs.is_live(x) && self.empty_slot(h, i).is_some() {
-                let hd = self.objs.hdr_mut(x.slot);
-                if let Some(rc) = hd.rc.checked_add(1) {
-                    hd.rc = rc;
-                    if let Some(slot) = self.empty_slot(h, i) {
-                        *slot = v;
-                    }
-                    return Ok(());
-                }
-            }
-        }
-        self.store_slow(o, k, v, site)
     }
 
     #[inline(never)]
