@@ -23,9 +23,9 @@ use std::collections::HashMap;
 /// `vm::Vm::site`), translated to a source position by the VM.
 pub type Site = u32;
 
-/// What went wrong, in a [`Fault`].
+/// A runtime fault raised by the heap; the VM adds the location.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum FaultKind {
+pub enum Fault {
     /// Use of a freed object; `site` is where it was freed, if known.
     Freed {
         id: u32,
@@ -37,49 +37,11 @@ pub enum FaultKind {
     Msg(String),
 }
 
-/// A runtime fault raised by the heap; the VM adds the location.
-///
-/// Boxed: faults are rare, and a one-pointer fault makes `Result<(), Fault>`
-/// fit a register and `Result<Value, Fault>` two, so the heap calls on the
-/// interpreter's hot paths return their result in registers and the caller
-/// tests it there, instead of a 32-byte result written to and compared in
-/// memory.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Fault(Box<FaultKind>);
-
-impl Fault {
-    #[cold]
-    #[inline(never)]
-    pub fn new(kind: FaultKind) -> Self {
-        Fault(Box::new(kind))
-    }
-
-    /// A fault with a message.
-    #[cold]
-    pub fn msg(s: impl Into<String>) -> Self {
-        Fault::new(FaultKind::Msg(s.into()))
-    }
-
-    pub fn kind(&self) -> &FaultKind {
-        &self.0
-    }
-
-    pub fn into_kind(self) -> FaultKind {
-        *self.0
-    }
-}
-
-impl From<FaultKind> for Fault {
-    fn from(k: FaultKind) -> Self {
-        Fault::new(k)
-    }
-}
-
 impl From<AllocError> for Fault {
     fn from(e: AllocError) -> Self {
         match e {
-            AllocError::OutOfMemory => Fault::new(FaultKind::OutOfMemory),
-            AllocError::IdsExhausted => Fault::new(FaultKind::IdsExhausted),
+            AllocError::OutOfMemory => Fault::OutOfMemory,
+            AllocError::IdsExhausted => Fault::IdsExhausted,
         }
     }
 }
@@ -87,11 +49,11 @@ impl From<AllocError> for Fault {
 #[cold]
 #[inline(never)]
 fn refcount_overflow() -> Fault {
-    Fault::msg("reference count overflow")
+    Fault::Msg("reference count overflow".into())
 }
 
 fn msg<T>(s: impl Into<String>) -> Result<T, Fault> {
-    Err(Fault::msg(s))
+    Err(Fault::Msg(s.into()))
 }
 
 /// Object counters for `--stats`.
@@ -186,7 +148,7 @@ impl<A: Allocator> Heap<A> {
 
     #[cold]
     fn freed(&self, h: Handle) -> Fault {
-        Fault::new(FaultKind::Freed { id: h.id, site: self.graveyard.get(&h.id).copied() })
+        Fault::Freed { id: h.id, site: self.graveyard.get(&h.id).copied() }
     }
 
     /// Adds one owned count for a new owner of `v`.
@@ -402,7 +364,7 @@ impl<A: Allocator> Heap<A> {
     }
 
     fn missing_key(&self, k: KeyRef) -> Fault {
-        Fault::msg(match k {
+        Fault::Msg(match k {
             KeyRef::Int(i) => format!("key {i} not found in dict"),
             KeyRef::Str(s) => {
                 let mut q = String::new();
@@ -542,7 +504,7 @@ impl<A: Allocator> Heap<A> {
                 let ObjMut::Dict(m) = self.objs.view(h.slot) else { unreachable!() };
                 let exists = m.contains_key(&key.as_ref());
                 if !exists && !self.objs.dict_can_grow(h.slot) {
-                    return Err(Fault::new(FaultKind::OutOfMemory));
+                    return Err(Fault::OutOfMemory);
                 }
                 self.retain(v)?;
                 let ObjMut::Dict(m) = self.objs.view(h.slot) else { unreachable!() };
@@ -894,13 +856,6 @@ mod tests {
     }
 
     #[test]
-    fn heap_results_fit_registers() {
-        // The hot paths' results come back in one or two registers.
-        assert_eq!(std::mem::size_of::<Result<(), Fault>>(), 8);
-        assert_eq!(std::mem::size_of::<Result<Value, Fault>>(), 16);
-    }
-
-    #[test]
     fn freeing_a_long_chain_does_not_recurse() {
         let mut h = heap();
         let mut head = Value::Nil;
@@ -982,8 +937,8 @@ mod tests {
         h.decref(r, 7).unwrap();
         h.decref(r, 9).unwrap(); // count 0: freed
         let Value::Ref(handle) = r else { panic!() };
-        assert_eq!(h.check(handle), Err(Fault::new(FaultKind::Freed { id: 1, site: Some(9) })));
-        assert_eq!(h.release(r, 0), Err(Fault::new(FaultKind::Freed { id: 1, site: Some(9) })));
+        assert_eq!(h.check(handle), Err(Fault::Freed { id: 1, site: Some(9) }));
+        assert_eq!(h.release(r, 0), Err(Fault::Freed { id: 1, site: Some(9) }));
         let mut s = String::new();
         assert!(h.format_value(r, &mut s).is_err());
         // The freed slot is reused, and the stale handle stays dead.
@@ -1027,13 +982,13 @@ mod tests {
                         h.release(r, 0).unwrap();
                         kept += 1;
                     }
-                    Err(f) if *f.kind() == FaultKind::OutOfMemory => {
+                    Err(Fault::OutOfMemory) => {
                         h.release(r, 0).unwrap();
                         break;
                     }
                     Err(e) => panic!("{e:?}"),
                 },
-                Err(f) if *f.kind() == FaultKind::OutOfMemory => break,
+                Err(Fault::OutOfMemory) => break,
                 Err(e) => panic!("{e:?}"),
             }
         }

@@ -20,7 +20,7 @@ use crate::bytecode::format::Pos;
 use crate::bytecode::isa::Instr;
 use crate::bytecode::verify::Program;
 use crate::mem::alloc::Allocator;
-use crate::mem::heap::{Fault, FaultKind, Heap, Site};
+use crate::mem::heap::{Fault, Heap, Site};
 use crate::mem::value::Value;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -271,8 +271,8 @@ impl<'p, A: Allocator> Vm<'p, A> {
     fn error(&mut self, fault: Fault) -> RuntimeError {
         let prog = self.prog;
         let mut notes = Vec::new();
-        let message = match fault.into_kind() {
-            FaultKind::Freed { id, site } => {
+        let message = match fault {
+            Fault::Freed { id, site } => {
                 match site {
                     Some(s) => {
                         let (f, p) = self.site_pos(s);
@@ -285,12 +285,12 @@ impl<'p, A: Allocator> Vm<'p, A> {
                 }
                 format!("use of freed object #{id}")
             }
-            FaultKind::OutOfMemory => {
+            Fault::OutOfMemory => {
                 notes.push(format!("{} bytes in use", self.heap.bytes_in_use()));
                 "out of memory (--max-heap)".to_string()
             }
-            FaultKind::IdsExhausted => "object ids exhausted (2^32 - 1 allocations)".to_string(),
-            FaultKind::Msg(m) => m,
+            Fault::IdsExhausted => "object ids exhausted (2^32 - 1 allocations)".to_string(),
+            Fault::Msg(m) => m,
         };
         // The innermost frame's pc is the failing instruction; a caller's
         // is its return address, one past the `call` that is still running.
@@ -434,7 +434,7 @@ impl<'p, A: Allocator> Vm<'p, A> {
                 if self.verify_each_step {
                     if verify_skip == 0 {
                         if let Err(e) = self.verify_heap() {
-                            break 'run Fault::msg(format!("heap verifier: {e}"));
+                            break 'run Fault::Msg(format!("heap verifier: {e}"));
                         }
                         // A verification costs time proportional to the
                         // heap: on a large heap, space them out in
@@ -699,7 +699,7 @@ impl<'p, A: Allocator> Vm<'p, A> {
                 (@depth) => {
                     if self.frames.len() >= self.limits.max_depth {
                         let max_depth = self.limits.max_depth;
-                        break 'run Fault::msg(format!(
+                        break 'run Fault::Msg(format!(
                             "call depth exceeds {max_depth} (--max-depth): runaway recursion?"
                         ));
                     }
@@ -908,7 +908,7 @@ impl<'p, A: Allocator> Vm<'p, A> {
                     }
                     line.push('\n');
                     if let Err(e) = out.write_all(line.as_bytes()) {
-                        break 'run Fault::msg(format!("cannot write to standard output: {e}"));
+                        break 'run Fault::Msg(format!("cannot write to standard output: {e}"));
                     }
                 }
 
@@ -1012,7 +1012,7 @@ impl<'p, A: Allocator> Vm<'p, A> {
 
                 Instr::Trap {} => {
                     std::hint::cold_path();
-                    break 'run Fault::msg(format!("internal error: no instruction at {}", pc - 1));
+                    break 'run Fault::Msg(format!("internal error: no instruction at {}", pc - 1));
                 }
                 Instr::LtRRJ { d, a, b, off, z } => compare!(d, a, reg b, "lt", <; branch_on(off, z)),
                 Instr::LtRIJ { d, a, i, off, z } => compare!(d, a, imm i as i16 as i64, "lt", <; branch_on(off, z)),
@@ -1097,7 +1097,7 @@ fn type_error<A: Allocator>(heap: &Heap<A>, op: &str, a: Value, b: Value) -> Fau
         }
     }
     let what = if op == "add" { "ints or two strings" } else { "ints" };
-    Fault::msg(format!("`{op}` needs {what}, not {} and {}", heap.type_name(a), heap.type_name(b)))
+    Fault::Msg(format!("`{op}` needs {what}, not {} and {}", heap.type_name(a), heap.type_name(b)))
 }
 
 /// The reference path of a register write, kept out of the dispatch loop.
@@ -1254,7 +1254,7 @@ fn end_stretch(
     if let Some(flag) = interrupt {
         if flag.swap(false, Ordering::Relaxed) {
             *interrupted = true;
-            return Err(Fault::msg("interrupted (Ctrl-C)"));
+            return Err(Fault::Msg("interrupted (Ctrl-C)".into()));
         }
     }
     Ok(())
@@ -1304,14 +1304,14 @@ fn refill(
 #[cold]
 #[inline(never)]
 fn budget_exhausted(budget: u64) -> Fault {
-    Fault::msg(format!("instruction budget of {budget} exhausted (--max-steps)"))
+    Fault::Msg(format!("instruction budget of {budget} exhausted (--max-steps)"))
 }
 
 /// Why an integer operation had no result: division by zero or overflow.
 #[cold]
 #[inline(never)]
 fn arith_fault(op: &str, a: i64, b: i64) -> Fault {
-    Fault::msg(match op {
+    Fault::Msg(match op {
         "div" if b == 0 => "division by zero".to_string(),
         "mod" if b == 0 => "modulo by zero".to_string(),
         _ => format!("integer overflow in `{op}` ({a}, {b})"),
