@@ -319,22 +319,26 @@ impl<A: Allocator> Heap<A> {
         let mut s = self.gc.lists[gen].head;
         let mut kids = std::mem::take(&mut self.gc_kids);
         while s != NO_SLOT {
-            let h = self.objs.hdr_mut(s);
-            if !h.flag(F_MARK) {
-                h.gc_prev = h.rc;
-                h.set_flag(F_MARK, true);
-            }
-            let next = h.gc_next;
-            self.objs.traverse(s, |c, _| {
-                if c.gen() <= g {
-                    if !c.flag(F_MARK) {
-                        c.gc_prev = c.rc;
-                        c.set_flag(F_MARK, true);
+            // One look-up per object: its own header, then its referents.
+            s = self.objs.inspect(
+                s,
+                |h| {
+                    if !h.flag(F_MARK) {
+                        h.gc_prev = h.rc;
+                        h.set_flag(F_MARK, true);
                     }
-                    c.gc_prev = c.gc_prev.saturating_sub(1);
-                }
-            });
-            s = next;
+                    (h.gc_next, true)
+                },
+                |c, _| {
+                    if c.gen() <= g {
+                        if !c.flag(F_MARK) {
+                            c.gc_prev = c.rc;
+                            c.set_flag(F_MARK, true);
+                        }
+                        c.gc_prev = c.gc_prev.saturating_sub(1);
+                    }
+                },
+            );
         }
         // 3. move_unreachable. The young list is walked singly (its prev
         // links hold gc_refs); objects with gc_refs 0 move to the
@@ -348,18 +352,31 @@ impl<A: Allocator> Heap<A> {
         let mut survivors = 0u64;
         let mut s = self.gc.lists[gen].head;
         while s != NO_SLOT {
-            let h = self.objs.hdr_mut(s);
-            let next = h.gc_next;
-            if h.gc_prev > 0 {
-                h.gc_prev = prev;
-                h.set_flag(F_MARK, false);
-                h.set_gen(target as u8);
-                survivors += 1;
+            // One look-up per object: a reachable one is finished in its
+            // header and its referents visited; an unreachable one gets its
+            // links for the unreachable list.
+            let unreach_tail = self.gc.lists[UNREACH].tail;
+            kids.clear();
+            let (next, reachable) = self.objs.inspect(
+                s,
+                |h| {
+                    let next = h.gc_next;
+                    if h.gc_prev > 0 {
+                        h.gc_prev = prev;
+                        h.set_flag(F_MARK, false);
+                        h.set_gen(target as u8);
+                        ((next, true), true)
+                    } else {
+                        h.set_flag(F_UNREACH, true);
+                        h.gc_prev = unreach_tail;
+                        h.gc_next = NO_SLOT;
+                        ((next, false), false)
+                    }
+                },
                 // visit_reachable: referents still being collected get
                 // gc_refs 1; those already on the unreachable list are
                 // moved back below.
-                kids.clear();
-                self.objs.traverse(s, |c, slot| {
+                |c, slot| {
                     if c.flag(F_MARK) {
                         if c.flag(F_UNREACH) {
                             kids.push(slot);
@@ -367,7 +384,10 @@ impl<A: Allocator> Heap<A> {
                             c.gc_prev = 1;
                         }
                     }
-                });
+                },
+            );
+            if reachable {
+                survivors += 1;
                 prev = s;
                 if kids.is_empty() {
                     s = next;
@@ -381,9 +401,6 @@ impl<A: Allocator> Heap<A> {
                 }
             } else {
                 // Unlink s from young (singly), append to unreachable.
-                h.set_flag(F_UNREACH, true);
-                h.gc_prev = self.gc.lists[UNREACH].tail;
-                h.gc_next = NO_SLOT;
                 if prev == NO_SLOT {
                     self.gc.lists[gen].head = next;
                 } else {
@@ -596,6 +613,24 @@ mod tests {
         let mut h = Heap::new(PoolAllocator::new(), usize::MAX);
         h.gc_set_enabled(false);
         h
+    }
+
+    #[test]
+    fn a_record_that_holds_itself_survives_while_held_and_goes_when_dropped() {
+        // The collector looks at an object's own header and then at its
+        // referents: here the referent is the object itself.
+        let mut h = heap();
+        let a = h.new_record(2, 0).unwrap();
+        h.store(a, Value::Int(0), a, 0).unwrap();
+        h.store(a, Value::Int(1), Value::Int(7), 0).unwrap();
+        assert_eq!(h.refcount(a).unwrap(), 2);
+        assert_eq!(h.collect(2, 0), 0, "held by a register: reachable");
+        assert_eq!(h.refcount(a).unwrap(), 2, "counts are restored after the collection");
+        h.verify([a]).unwrap();
+        h.release(a, 0).unwrap();
+        assert_eq!(h.collect(2, 0), 1);
+        assert_eq!(h.object_stats().alive, 0);
+        h.verify([]).unwrap();
     }
 
     #[test]

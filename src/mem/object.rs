@@ -667,7 +667,37 @@ impl<A: Allocator> Objects<A> {
     /// `f` may change the child's header (the collector's `gc_refs`, links
     /// and flags) but nothing else; it must not free or allocate.
     #[inline(always)]
-    pub fn traverse(&mut self, slot: u32, mut f: impl FnMut(&mut Header, u32)) {
+    pub fn traverse(&mut self, slot: u32, f: impl FnMut(&mut Header, u32)) {
+        let p = self.ptr(slot);
+        self.traverse_at(p, f);
+    }
+
+    /// One look-up of `slot` for a collector step: `own` sees the object's
+    /// own header and returns a result and whether to go on; if it says so,
+    /// `f` then visits the object's children as [`Objects::traverse`] does.
+    /// `own`'s borrow ends before `f` runs, so an object that refers to
+    /// itself is fine. Returns `own`'s result.
+    #[inline(always)]
+    pub fn inspect<R>(
+        &mut self,
+        slot: u32,
+        own: impl FnOnce(&mut Header) -> (R, bool),
+        f: impl FnMut(&mut Header, u32),
+    ) -> R {
+        let p = self.ptr(slot);
+        // SAFETY: a slot holds a pointer only while its block is live, and
+        // the block starts with an initialised header; `&mut self` makes
+        // the access exclusive, and the borrow ends when `own` returns.
+        let (r, go) = own(unsafe { &mut *p.as_ptr() });
+        if go {
+            self.traverse_at(p, f);
+        }
+        r
+    }
+
+    /// [`Objects::traverse`] of the live object whose header is at `p`.
+    #[inline(always)]
+    fn traverse_at(&mut self, p: NonNull<Header>, mut f: impl FnMut(&mut Header, u32)) {
         let slots = &self.slots;
         let mut visit = |v: &Value| {
             if let Value::Ref(h) = *v {
@@ -683,14 +713,15 @@ impl<A: Allocator> Objects<A> {
                 }
             }
         };
-        let hdr = self.hdr(slot);
-        let (kind, n) = (hdr.kind, hdr.len16 as usize);
-        let body = self.body(slot);
-        // SAFETY: the object is live: a record holds `len16` initialised
+        // SAFETY: `p` is the header of a live object (callers got it from
+        // its slot under `&mut self`): a record holds `len16` initialised
         // values after its header, a list body's `buf` holds `len` of them,
-        // a dict body's `map` is its live boxed table. Values are read one
-        // at a time through raw pointers while `visit` writes only headers.
+        // a dict body's `map` is its live boxed table. The header is read
+        // once, before any visit; values are read one at a time through
+        // raw pointers while `visit` writes only headers.
         unsafe {
+            let (kind, n) = ((*p.as_ptr()).kind, (*p.as_ptr()).len16 as usize);
+            let body = p.as_ptr().cast::<u8>().add(HDR);
             match kind {
                 ObjKind::Record => {
                     let vals = body.cast::<Value>();
