@@ -90,6 +90,8 @@ impl Stats {
             "  dict tables     {} bytes (peak {})",
             self.heap.dict_table_bytes, self.heap.dict_table_bytes_peak
         );
+        // The handle table lives outside the allocator: 12 bytes a slot.
+        let _ = writeln!(s, "  object table    {} bytes", self.heap.object_table_bytes);
         let _ = writeln!(
             s,
             "gc                {} (policy {}), thresholds {:?}",
