@@ -156,7 +156,7 @@ impl GcState {
 
 impl Default for GcState {
     fn default() -> Self {
-        GcState {
+        let mut s = GcState {
             lists: [List::default(); 4],
             counters: GcCounters {
                 counts: [0; 3],
@@ -166,14 +166,17 @@ impl Default for GcState {
             },
             enabled: true,
             collecting: false,
-            trigger: 700,
+            trigger: u64::MAX,
             policy: Box::new(CPythonPolicy),
             collections: [0; 3],
             collected: [0; 3],
             examined: [0; 3],
             time_us: [0; 3],
             log: None,
-        }
+        };
+        // Derived from the settings above, never written on its own.
+        s.refresh_trigger();
+        s
     }
 }
 

@@ -449,12 +449,13 @@ impl<A: Allocator> Heap<A> {
         false
     }
 
-    /// Every `store` the atom fast path did not take. Its own fast path:
-    /// a live reference into a slot that holds none (building a
-    /// structure) adds one count; anything else takes the general path.
-    /// Kept out of line so the dispatch loop stays small.
+    /// Every `store` the atom fast path ([`Heap::store_atom`]) did not
+    /// take; a caller that has just tried that path calls this directly.
+    /// Its own fast path: a live reference into a slot that holds none
+    /// (building a structure) adds one count; anything else takes the
+    /// general path. Kept out of line so the dispatch loop stays small.
     #[inline(never)]
-    fn store_general(&mut self, o: Value, k: Value, v: Value, site: Site) -> Result<(), Fault> {
+    pub fn store_general(&mut self, o: Value, k: Value, v: Value, site: Site) -> Result<(), Fault> {
         if let (Value::Ref(x), Value::Ref(h), Value::Int(i)) = (v, o, k) {
             if self.objs.is_live(x) && self.empty_slot(h, i).is_some() {
                 let hd = self.objs.hdr_mut(x.slot);

@@ -390,11 +390,6 @@ impl<A: Allocator> Objects<A> {
         }
     }
 
-    /// Whether allocation sites are being recorded.
-    pub fn records_sites(&self) -> bool {
-        self.record_sites
-    }
-
     /// Number of live objects.
     pub fn live(&self) -> u64 {
         self.live
@@ -660,23 +655,15 @@ impl<A: Allocator> Objects<A> {
         }
     }
 
-    /// Calls `f` with the header and slot of every live object that the
-    /// object in `slot` refers to: the collector's `tp_traverse`, with no
-    /// intermediate buffer.
-    ///
-    /// `f` may change the child's header (the collector's `gc_refs`, links
-    /// and flags) but nothing else; it must not free or allocate.
-    #[inline(always)]
-    pub fn traverse(&mut self, slot: u32, f: impl FnMut(&mut Header, u32)) {
-        let p = self.ptr(slot);
-        self.traverse_at(p, f);
-    }
-
     /// One look-up of `slot` for a collector step: `own` sees the object's
     /// own header and returns a result and whether to go on; if it says so,
-    /// `f` then visits the object's children as [`Objects::traverse`] does.
-    /// `own`'s borrow ends before `f` runs, so an object that refers to
-    /// itself is fine. Returns `own`'s result.
+    /// `f` is then called with the header and slot of every live object
+    /// this one refers to (the collector's `tp_traverse`, with no
+    /// intermediate buffer). `own`'s borrow ends before `f` runs, so an
+    /// object that refers to itself is fine. Returns `own`'s result.
+    ///
+    /// `f` may change a child's header (the collector's `gc_refs`, links
+    /// and flags) but nothing else; it must not free or allocate.
     #[inline(always)]
     pub fn inspect<R>(
         &mut self,
@@ -695,7 +682,8 @@ impl<A: Allocator> Objects<A> {
         r
     }
 
-    /// [`Objects::traverse`] of the live object whose header is at `p`.
+    /// The referents of the live object whose header is at `p` (see
+    /// [`Objects::inspect`]).
     #[inline(always)]
     fn traverse_at(&mut self, p: NonNull<Header>, mut f: impl FnMut(&mut Header, u32)) {
         let slots = &self.slots;

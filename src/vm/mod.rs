@@ -948,7 +948,7 @@ impl<'p, A: Allocator> Vm<'p, A> {
                     // the registers in place; anything else takes the
                     // general path.
                     if !self.heap.store_atom(&regs[o as usize], i as i64, &regs[s as usize]) {
-                        tri!(self.heap.store(regs[o as usize], Value::Int(i as i64), regs[s as usize], site!()))
+                        tri!(self.heap.store_general(regs[o as usize], Value::Int(i as i64), regs[s as usize], site!()))
                     }
                 }
                 Instr::StoreRW { o, w, s } => {
