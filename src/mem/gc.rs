@@ -12,8 +12,9 @@
 //! 4. moves objects with `gc_refs == 0` to a tentatively unreachable list
 //!    and moves back whatever a reachable object refers to (CPython's
 //!    `move_unreachable`, O(1) extra memory: the lists reuse the headers);
-//! 5. frees the unreachable set by clearing each object's references, so
-//!    ordinary refcounting frees the cycle;
+//! 5. frees the unreachable set outright, releasing only the references
+//!    that leave it (CPython clears each object's references instead and
+//!    lets refcounting free the cycle: the same objects are freed);
 //! 6. moves the survivors to generation `g + 1`.
 //!
 //! When to collect is decided by a [`GcPolicy`]; [`CPythonPolicy`] is
@@ -21,7 +22,7 @@
 
 use super::alloc::Allocator;
 use super::heap::{Heap, Site};
-use super::object::{ObjMut, F_MARK, F_TAINTED, NO_SLOT, UNTRACKED};
+use super::object::{F_MARK, F_TAINTED, NO_SLOT, UNTRACKED};
 use super::value::Value;
 use std::time::Instant;
 
@@ -429,32 +430,10 @@ impl<A: Allocator> Heap<A> {
             self.gc.counters.long_lived_pending = 0;
             self.gc.counters.long_lived_total = survivors;
         }
-        // 5. Free the garbage: clear each object's references; refcounting
-        // frees the rest. An object that survives its own clearing (others
-        // still refer to it) moves to the old generation until they go.
+        // 5. Free the garbage (see `free_garbage`).
         let n = self.gc.lists[UNREACH].len;
         let freed_before = self.stats.freed_by_refcount;
-        while self.gc.lists[UNREACH].head != NO_SLOT {
-            let s = self.gc.lists[UNREACH].head;
-            let h = self.objs.handle(s);
-            // Keep the object alive while clearing it; its collection mark
-            // goes now (nothing that frees looks at it).
-            let hd = self.objs.hdr_mut(s);
-            hd.rc += 1;
-            hd.set_flag(F_MARK, false);
-            self.clear_refs(s, site);
-            if self.objs.is_live(h) && self.gc.lists[UNREACH].head == s {
-                self.list_unlink(UNREACH, s);
-                let hd = self.objs.hdr_mut(s);
-                hd.set_flag(F_UNREACH, false);
-                hd.set_gen(target as u8);
-                self.list_append(target, s);
-            }
-            if self.objs.is_live(h) {
-                let v = Value::Ref(h);
-                self.release_quiet(v);
-            }
-        }
+        self.free_garbage(site);
         let by_gc = self.stats.freed_by_refcount - freed_before;
         self.stats.freed_by_refcount = freed_before;
         self.stats.freed_by_gc += by_gc;
@@ -491,26 +470,43 @@ impl<A: Allocator> Heap<A> {
         }
     }
 
-    /// Drops every reference a garbage object holds (CPython's tp_clear),
-    /// one at a time from the end: each is taken out (nil stays behind)
-    /// and released, so a list of a million references needs no copy of
-    /// them. Releasing cannot free this object (the caller holds a count on
-    /// it) or change what it holds (a free only lowers others' counts), so
-    /// the length read first stays right.
-    fn clear_refs(&mut self, slot: u32, _site: Site) {
-        let n = match self.objs.view(slot) {
-            ObjMut::Record(v) | ObjMut::List(v) => v.len(),
-            ObjMut::Dict(m) => m.len(),
-            ObjMut::Str(_) => 0,
-        };
-        for i in (0..n).rev() {
-            let v = match self.objs.view(slot) {
-                ObjMut::Record(v) | ObjMut::List(v) => std::mem::take(&mut v[i]),
-                ObjMut::Dict(m) => m.value_at_mut(i).map_or(Value::Nil, std::mem::take),
-                ObjMut::Str(_) => Value::Nil,
-            };
-            if let Value::Ref(_) = v {
-                self.release_quiet(v);
+    /// Frees the unreachable set. Every reference to a member comes from
+    /// another member (that is what unreachable means), so the members are
+    /// freed outright, one after another, and only the references that
+    /// leave the set are released (which may free, by refcounting, objects
+    /// only the garbage kept alive). CPython instead clears each object's
+    /// references (`tp_clear`) and lets refcounting free the cycle; the
+    /// set freed is the same, without a count taken and given back per
+    /// member and per internal reference.
+    ///
+    /// Members' counts are never touched, so only this loop frees them,
+    /// each once. A count lowered by `decref` can make a member look
+    /// unreachable while something outside still refers to it: a cascade
+    /// out of the garbage may then lead back to a member (skipped, like
+    /// any reference to a member; one already freed is no longer live),
+    /// and an outside holder that survives keeps a dangling reference,
+    /// reported with the member's free site when it is used.
+    fn free_garbage(&mut self, site: Site) {
+        debug_assert!(self.work.is_empty() && !self.objs.has_pending());
+        loop {
+            let s = self.gc.lists[UNREACH].head;
+            if s == NO_SLOT {
+                break;
+            }
+            self.free_one(s, site);
+            while let Some(v) = self.work.pop().or_else(|| self.objs.take_child()) {
+                let Value::Ref(h) = v else { continue };
+                if !self.objs.is_live(h) {
+                    continue; // a member freed before
+                }
+                let hdr = self.objs.hdr_mut(h.slot);
+                if hdr.flag(F_UNREACH) {
+                    continue; // a member: freed by this loop, count unused
+                }
+                hdr.rc -= 1;
+                if hdr.rc == 0 {
+                    self.free_one(h.slot, site);
+                }
             }
         }
     }
@@ -611,6 +607,7 @@ impl<A: Allocator> Heap<A> {
 mod tests {
     use super::*;
     use crate::mem::alloc::PoolAllocator;
+    use crate::mem::heap::Fault;
 
     fn heap() -> Heap<PoolAllocator> {
         let mut h = Heap::new(PoolAllocator::new(), usize::MAX);
@@ -692,6 +689,88 @@ mod tests {
         h.release(first, 0).unwrap();
         assert_eq!(h.object_stats().alive, n as u64);
         assert_eq!(h.collect(2, 0), n as u64);
+        assert_eq!(h.object_stats().alive, 0);
+        h.verify([]).unwrap();
+    }
+
+    #[test]
+    fn freeing_garbage_releases_only_the_references_that_leave_it() {
+        // A record, a list and a dict in a cycle; the garbage holds a
+        // string only it keeps alive and a list a register keeps.
+        let mut h = heap();
+        let r = h.new_record(3, 0).unwrap();
+        let l = h.new_list(0).unwrap();
+        let d = h.new_dict(0).unwrap();
+        let s = h.new_str("only the garbage holds me", 0).unwrap();
+        let kept = h.new_list(0).unwrap();
+        h.store(r, Value::Int(0), l, 0).unwrap();
+        h.store(r, Value::Int(1), s, 0).unwrap();
+        h.store(r, Value::Int(2), kept, 0).unwrap();
+        h.push(l, d).unwrap();
+        h.push(l, kept).unwrap();
+        h.push(l, l).unwrap();
+        h.store(d, Value::Int(1), r, 0).unwrap();
+        h.store(d, Value::Int(2), kept, 0).unwrap();
+        for v in [r, l, d, s] {
+            h.release(v, 0).unwrap();
+        }
+        assert_eq!(h.refcount(kept).unwrap(), 4);
+        assert_eq!(h.collect(2, 0), 3, "the three containers are the unreachable set");
+        assert_eq!(h.refcount(kept).unwrap(), 1, "each reference from the garbage was released once");
+        let st = h.object_stats();
+        assert_eq!((st.alive, st.freed_by_gc), (1, 4), "the string went with the garbage");
+        h.verify([kept]).unwrap();
+        h.release(kept, 0).unwrap();
+        h.verify([]).unwrap();
+    }
+
+    #[test]
+    fn a_cascade_out_of_the_garbage_that_leads_back_in_frees_nothing_twice() {
+        // a <-> b are garbage; a also holds x, an old list that holds b.
+        // `decref` lowered b's count, so the reference from x is not seen:
+        // freeing a frees x (only a held it), whose reference to b must be
+        // skipped, not released.
+        let mut h = heap();
+        let x = h.new_list(0).unwrap();
+        assert_eq!(h.collect(2, 0), 0); // x is old now
+        let a = h.new_record(2, 0).unwrap();
+        let b = h.new_record(1, 0).unwrap();
+        h.store(a, Value::Int(0), b, 0).unwrap();
+        h.store(b, Value::Int(0), a, 0).unwrap();
+        h.store(a, Value::Int(1), x, 0).unwrap();
+        h.push(x, b).unwrap();
+        h.release(x, 0).unwrap();
+        h.release(a, 0).unwrap();
+        h.release(b, 0).unwrap();
+        h.decref(b, 0).unwrap(); // b's count: 1, held by a and x
+        assert_eq!(h.collect(0, 0), 2);
+        let st = h.object_stats();
+        assert_eq!((st.alive, st.freed_by_gc), (0, 3));
+        h.verify([]).unwrap();
+    }
+
+    #[test]
+    fn garbage_whose_member_is_still_held_outside_leaves_a_caught_dangling_reference() {
+        // `decref` made b look unreachable although the old list x, held
+        // by a register, refers to it: b is freed with the garbage, and the
+        // dangling reference in x is reported when x lets go of it.
+        let mut h = heap();
+        let x = h.new_list(0).unwrap();
+        assert_eq!(h.collect(2, 0), 0);
+        let a = h.new_record(1, 0).unwrap();
+        let b = h.new_record(1, 0).unwrap();
+        h.store(a, Value::Int(0), b, 0).unwrap();
+        h.store(b, Value::Int(0), a, 0).unwrap();
+        h.push(x, b).unwrap();
+        h.release(a, 0).unwrap();
+        h.release(b, 0).unwrap();
+        h.decref(b, 0).unwrap(); // b's count: 1, held by a and x
+        assert_eq!(h.collect(0, 0), 2);
+        let Value::Ref(bh) = b else { unreachable!() };
+        match h.release(x, 7) {
+            Err(Fault::Freed { id, .. }) => assert_eq!(id, bh.id),
+            other => panic!("expected the dangling reference to be reported, got {other:?}"),
+        }
         assert_eq!(h.object_stats().alive, 0);
         h.verify([]).unwrap();
     }

@@ -81,7 +81,7 @@ pub struct TypeCounts {
 pub struct Heap<A: Allocator> {
     pub(crate) objs: Objects<A>,
     /// Reused work list for freeing (no recursion, no per-free allocation).
-    work: Vec<Value>,
+    pub(crate) work: Vec<Value>,
     /// Tainted objects that were freed: id -> site of the free.
     graveyard: HashMap<u32, Site>,
     /// Net manual count adjustments (`incref` minus `decref`) per live
@@ -218,7 +218,7 @@ impl<A: Allocator> Heap<A> {
     /// Frees one object whose count is 0; the references it held go to
     /// `work` (a record's) or stay with `Objects` (a list's or dict's).
     #[inline(always)]
-    fn free_one(&mut self, slot: u32, site: Site) {
+    pub(crate) fn free_one(&mut self, slot: u32, site: Site) {
         let tainted = self.gc_untrack(slot);
         let id = self.objs.free(slot, &mut self.work);
         self.stats.freed_by_refcount += 1;
