@@ -249,17 +249,30 @@ impl<A: Allocator> Heap<A> {
         self.gc.lists[from] = List::default();
     }
 
+    /// Generation 0's tail: a new container's header is created with it
+    /// as its prev link (see [`Heap::gc_track_new`]).
+    #[inline(always)]
+    pub(crate) fn gc_young_tail(&self) -> u32 {
+        self.gc.lists[0].tail
+    }
+
     /// Counts a new container, possibly collects, then tracks it in
     /// generation 0 (the order of CPython's `gc_alloc`, which links the
-    /// count before the object is tracked).
+    /// count before the object is tracked). New containers come out of
+    /// `Objects` in generation 0 already, their prev link set to
+    /// generation 0's tail, so only the list's side needs linking; a
+    /// collection in between changes the tail, and then the object's
+    /// links are set again.
     pub(crate) fn gc_track_new(&mut self, slot: u32) {
         let c = &mut self.gc.counters;
         c.counts[0] += 1;
         if c.counts[0] > self.gc.trigger {
             self.consult_policy();
+            self.list_append(0, slot);
+        } else {
+            debug_assert_eq!(self.objs.hdr(slot).gc_prev, self.gc.lists[0].tail);
+            self.list_attach(0, slot);
         }
-        // New containers come out of `Objects` in generation 0 already.
-        self.list_append(0, slot);
     }
 
     /// Count 0 passed threshold 0: ask the policy whether to collect.

@@ -251,19 +251,19 @@ impl<A: Allocator> Heap<A> {
 
     /// A new record of `n` nil slots; the caller owns its one count.
     pub fn new_record(&mut self, n: u16, site: Site) -> Result<Value, Fault> {
-        let h = self.objs.new_record(n, site)?;
+        let h = self.objs.new_record(n, site, self.gc_young_tail())?;
         Ok(self.created(h, ObjKind::Record))
     }
 
     #[inline(never)]
     pub fn new_list(&mut self, site: Site) -> Result<Value, Fault> {
-        let h = self.objs.new_list(site)?;
+        let h = self.objs.new_list(site, self.gc_young_tail())?;
         Ok(self.created(h, ObjKind::List))
     }
 
     #[inline(never)]
     pub fn new_dict(&mut self, site: Site) -> Result<Value, Fault> {
-        let h = self.objs.new_dict(site)?;
+        let h = self.objs.new_dict(site, self.gc_young_tail())?;
         Ok(self.created(h, ObjKind::Dict))
     }
 
@@ -457,14 +457,17 @@ impl<A: Allocator> Heap<A> {
     #[inline(never)]
     pub fn store_general(&mut self, o: Value, k: Value, v: Value, site: Site) -> Result<(), Fault> {
         if let (Value::Ref(x), Value::Ref(h), Value::Int(i)) = (v, o, k) {
-            if self.objs.is_live(x) && self.empty_slot(h, i).is_some() {
+            if self.objs.is_live(x) {
+                // Count first, so the slot is found once (the borrow of the
+                // slot ends the borrow of the heap); a miss gives it back.
                 let hd = self.objs.hdr_mut(x.slot);
                 if let Some(rc) = hd.rc.checked_add(1) {
                     hd.rc = rc;
                     if let Some(slot) = self.empty_slot(h, i) {
                         *slot = v;
+                        return Ok(());
                     }
-                    return Ok(());
+                    self.objs.hdr_mut(x.slot).rc -= 1;
                 }
             }
         }

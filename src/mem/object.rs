@@ -408,12 +408,16 @@ impl<A: Allocator> Objects<A> {
     }
 
     /// Allocates and initialises an object block; returns its handle.
+    /// `gc_prev` presets the header's generation-list link: the collector
+    /// passes its young tail, so tracking the new container does not look
+    /// its header up again (`NO_SLOT` otherwise).
     fn new_object(
         &mut self,
         kind: ObjKind,
         size: usize,
         len16: u16,
         site: u32,
+        gc_prev: u32,
     ) -> Result<(Handle, NonNull<u8>), AllocError> {
         // Every slot was first taken by an allocation, so the table never
         // has more slots than ids handed out: with ids left, a new slot's
@@ -427,7 +431,7 @@ impl<A: Allocator> Objects<A> {
         let gen = if kind.is_container() { 0 } else { UNTRACKED };
         // SAFETY: the block is at least `size >= HDR` bytes, 16-aligned and
         // exclusively ours (Allocator contract).
-        unsafe { hdr.as_ptr().write(Header { rc: 1, kind, bits: gen, len16, gc_prev: NO_SLOT, gc_next: NO_SLOT }) };
+        unsafe { hdr.as_ptr().write(Header { rc: 1, kind, bits: gen, len16, gc_prev, gc_next: NO_SLOT }) };
         let id = self.next_id;
         self.next_id += 1;
         let slot = if self.free_slot != NO_SLOT {
@@ -446,10 +450,11 @@ impl<A: Allocator> Objects<A> {
         Ok((Handle { slot, id }, block))
     }
 
-    /// A new record of `n` nil slots, with refcount 1.
-    pub fn new_record(&mut self, n: u16, site: u32) -> Result<Handle, AllocError> {
+    /// A new record of `n` nil slots, with refcount 1 (`gc_prev`: see
+    /// `new_object`).
+    pub fn new_record(&mut self, n: u16, site: u32, gc_prev: u32) -> Result<Handle, AllocError> {
         let size = HDR + n as usize * VAL;
-        let (h, block) = self.new_object(ObjKind::Record, size, n, site)?;
+        let (h, block) = self.new_object(ObjKind::Record, size, n, site, gc_prev)?;
         // SAFETY: the block has room for `n` values after the header, and
         // 16-byte alignment suits `Value` (align 8).
         unsafe {
@@ -462,8 +467,8 @@ impl<A: Allocator> Objects<A> {
     }
 
     /// A new empty list, refcount 1.
-    pub fn new_list(&mut self, site: u32) -> Result<Handle, AllocError> {
-        let (h, block) = self.new_object(ObjKind::List, HDR + std::mem::size_of::<ListBody>(), 0, site)?;
+    pub fn new_list(&mut self, site: u32, gc_prev: u32) -> Result<Handle, AllocError> {
+        let (h, block) = self.new_object(ObjKind::List, HDR + std::mem::size_of::<ListBody>(), 0, site, gc_prev)?;
         // SAFETY: the block has room for the body after the header.
         unsafe {
             block.as_ptr().add(HDR).cast::<ListBody>().write(ListBody { len: 0, cap: 0, buf: std::ptr::null_mut() })
@@ -472,8 +477,8 @@ impl<A: Allocator> Objects<A> {
     }
 
     /// A new empty dict, refcount 1.
-    pub fn new_dict(&mut self, site: u32) -> Result<Handle, AllocError> {
-        let (h, block) = self.new_object(ObjKind::Dict, HDR + std::mem::size_of::<DictBody>(), 0, site)?;
+    pub fn new_dict(&mut self, site: u32, gc_prev: u32) -> Result<Handle, AllocError> {
+        let (h, block) = self.new_object(ObjKind::Dict, HDR + std::mem::size_of::<DictBody>(), 0, site, gc_prev)?;
         let map = Box::into_raw(Box::new(DictMap::new()));
         // SAFETY: the block has room for the body after the header.
         unsafe { block.as_ptr().add(HDR).cast::<DictBody>().write(DictBody { map, charged: 0 }) };
@@ -483,7 +488,7 @@ impl<A: Allocator> Objects<A> {
     /// A new string, refcount 1.
     pub fn new_str(&mut self, s: &str, site: u32) -> Result<Handle, AllocError> {
         let size = HDR + std::mem::size_of::<StrBody>() + s.len();
-        let (h, block) = self.new_object(ObjKind::Str, size, 0, site)?;
+        let (h, block) = self.new_object(ObjKind::Str, size, 0, site, NO_SLOT)?;
         // SAFETY: the block has room for the length and `s.len()` bytes.
         unsafe {
             let body = block.as_ptr().add(HDR);
@@ -1044,17 +1049,17 @@ mod tests {
     #[test]
     fn sites_are_recorded_only_when_asked() {
         let mut o = objects();
-        let a = o.new_record(1, 5).unwrap();
+        let a = o.new_record(1, 5, NO_SLOT).unwrap();
         assert_eq!(o.id_site(a.slot), (1, None));
         assert_eq!(o.table_bytes(), o.slots.capacity() * 12);
         o.set_record_sites(true);
-        let b = o.new_record(1, 6).unwrap();
+        let b = o.new_record(1, 6, NO_SLOT).unwrap();
         assert_eq!(o.id_site(a.slot), (1, None), "allocated before recording began");
         assert_eq!(o.id_site(b.slot), (2, Some(6)));
         // A freed slot is reused with the new object's site.
         let mut kids = Vec::new();
         o.free(b.slot, &mut kids);
-        let c = o.new_record(1, 9).unwrap();
+        let c = o.new_record(1, 9, NO_SLOT).unwrap();
         assert_eq!(c.slot, b.slot);
         assert_eq!(o.id_site(c.slot), (3, Some(9)));
         o.set_record_sites(false);
@@ -1066,8 +1071,8 @@ mod tests {
         // A free slot's `id` field holds the next free slot; the handle of
         // the freed object must still be refused even when they coincide.
         let mut o = objects();
-        let a = o.new_record(0, 0).unwrap(); // id 1, slot 0
-        let b = o.new_record(0, 0).unwrap(); // id 2, slot 1
+        let a = o.new_record(0, 0, NO_SLOT).unwrap(); // id 1, slot 0
+        let b = o.new_record(0, 0, NO_SLOT).unwrap(); // id 2, slot 1
         let mut kids = Vec::new();
         o.free(b.slot, &mut kids); // free list: 1
         o.free(a.slot, &mut kids); // free list: 0 -> 1; slot 0's link is 1 == a.id
@@ -1079,10 +1084,10 @@ mod tests {
     #[test]
     fn records_lists_dicts_strings_round_trip() {
         let mut o = objects();
-        let r = o.new_record(3, 7).unwrap();
+        let r = o.new_record(3, 7, NO_SLOT).unwrap();
         let s = o.new_str("héllo", 8).unwrap();
-        let l = o.new_list(9).unwrap();
-        let d = o.new_dict(10).unwrap();
+        let l = o.new_list(9, NO_SLOT).unwrap();
+        let d = o.new_dict(10, NO_SLOT).unwrap();
         assert_eq!((r.id, s.id, l.id, d.id), (1, 2, 3, 4));
         if let ObjMut::Record(v) = o.view(r.slot) {
             assert_eq!(v, &[Value::Nil; 3]);
@@ -1124,7 +1129,7 @@ mod tests {
         assert!(!o.is_live(r));
         assert!(o.is_live(s));
         // The freed slot is reused with a new id; the old handle stays dead.
-        let r2 = o.new_record(0, 0).unwrap();
+        let r2 = o.new_record(0, 0, NO_SLOT).unwrap();
         assert_eq!(r2.slot, r.slot);
         assert!(!o.is_live(r) && o.is_live(r2));
         assert_eq!(o.live(), 3);
@@ -1133,9 +1138,9 @@ mod tests {
     #[test]
     fn a_freed_list_hands_out_its_references_one_at_a_time() {
         let mut o = objects();
-        let a = o.new_record(0, 0).unwrap();
-        let b = o.new_record(0, 0).unwrap();
-        let l = o.new_list(0).unwrap();
+        let a = o.new_record(0, 0, NO_SLOT).unwrap();
+        let b = o.new_record(0, 0, NO_SLOT).unwrap();
+        let l = o.new_list(0, NO_SLOT).unwrap();
         for v in [Value::Int(1), Value::Ref(a), Value::Nil, Value::Ref(b), Value::Int(2)] {
             o.list_push(l.slot, v).unwrap();
         }
@@ -1165,7 +1170,7 @@ mod tests {
         let mut o = objects();
         let mut next = Value::Nil;
         for _ in 0..100 {
-            let l = o.new_list(0).unwrap();
+            let l = o.new_list(0, NO_SLOT).unwrap();
             for v in [Value::Int(1), next, Value::Int(2)] {
                 o.list_push(l.slot, v).unwrap();
             }
@@ -1188,8 +1193,8 @@ mod tests {
     #[test]
     fn dropping_the_table_gives_back_pending_buffers() {
         let mut o = objects();
-        let a = o.new_record(0, 0).unwrap();
-        let l = o.new_list(0).unwrap();
+        let a = o.new_record(0, 0, NO_SLOT).unwrap();
+        let l = o.new_list(0, NO_SLOT).unwrap();
         o.list_push(l.slot, Value::Ref(a)).unwrap();
         let mut kids = Vec::new();
         o.free(l.slot, &mut kids);
@@ -1244,9 +1249,9 @@ mod tests {
     #[test]
     fn max_heap_is_enforced() {
         let mut o = Objects::new(SystemAllocator::new(), 200);
-        assert!(o.new_record(4, 0).is_ok()); // 80 bytes
-        assert_eq!(o.new_record(20, 0), Err(AllocError::OutOfMemory));
-        let l = o.new_list(0).unwrap();
+        assert!(o.new_record(4, 0, NO_SLOT).is_ok()); // 80 bytes
+        assert_eq!(o.new_record(20, 0, NO_SLOT), Err(AllocError::OutOfMemory));
+        let l = o.new_list(0, NO_SLOT).unwrap();
         let mut pushed = 0;
         while o.list_push(l.slot, Value::Int(1)).is_ok() {
             pushed += 1;
