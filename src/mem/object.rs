@@ -691,7 +691,10 @@ impl<A: Allocator> Objects<A> {
     /// [`Objects::inspect`]).
     #[inline(always)]
     fn traverse_at(&mut self, p: NonNull<Header>, mut f: impl FnMut(&mut Header, u32)) {
-        let slots = &self.slots;
+        // A slice, not the Vec: its address and length stay in registers
+        // while `f` writes headers through raw pointers (the Vec's fields
+        // would be read again after every write).
+        let slots: &[Slot] = self.slots.as_slice();
         let mut visit = |v: &Value| {
             if let Value::Ref(h) = *v {
                 if let Some(s) = slots.get(h.slot as usize) {
@@ -723,9 +726,10 @@ impl<A: Allocator> Objects<A> {
                     }
                 }
                 ObjKind::List => {
-                    let lb = &*body.cast::<ListBody>();
-                    for i in 0..lb.len as usize {
-                        visit(&*lb.buf.add(i));
+                    // Read once: `visit` writes through raw pointers.
+                    let ListBody { len, buf, .. } = body.cast::<ListBody>().read();
+                    for i in 0..len as usize {
+                        visit(&*buf.add(i));
                     }
                 }
                 ObjKind::Dict => (*(*body.cast::<DictBody>()).map).values().for_each(visit),
