@@ -22,7 +22,7 @@
 
 use super::alloc::Allocator;
 use super::heap::{Heap, Site};
-use super::object::{F_MARK, F_TAINTED, NO_SLOT, UNTRACKED};
+use super::object::{Header, F_MARK, F_TAINTED, NO_SLOT, UNTRACKED};
 use super::value::Value;
 use std::time::Instant;
 
@@ -284,27 +284,21 @@ impl<A: Allocator> Heap<A> {
         }
     }
 
-    /// Stops tracking an object that is being freed (nothing for strings
-    /// and objects already untracked). Returns whether the object is
-    /// tainted (see `F_TAINTED`), read from the same header visit.
+    /// Takes an object that has just been freed out of its generation list
+    /// (nothing for strings), given its header as it was: only its
+    /// neighbours and the list are touched.
     #[inline(always)]
-    pub(crate) fn gc_untrack(&mut self, slot: u32) -> bool {
-        let h = self.objs.hdr_mut(slot);
-        let tainted = h.flag(F_TAINTED);
+    pub(crate) fn gc_untrack_freed(&mut self, h: &Header) {
         let l = if h.flag(F_UNREACH) {
             UNREACH
         } else if h.gen() == UNTRACKED {
-            return tainted;
+            return;
         } else {
             h.gen() as usize
         };
-        let (prev, next) = (h.gc_prev, h.gc_next);
-        h.set_gen(UNTRACKED);
-        h.set_flag(F_UNREACH, false);
-        self.list_detach(l, prev, next);
+        self.list_detach(l, h.gc_prev, h.gc_next);
         let c = &mut self.gc.counters.counts[0];
         *c = c.saturating_sub(1);
-        tainted
     }
 
     /// Collects generations `0..=gen`; returns the number of unreachable
@@ -505,12 +499,18 @@ impl<A: Allocator> Heap<A> {
     #[inline(never)]
     fn free_garbage(&mut self, site: Site) {
         debug_assert!(self.work.is_empty() && !self.objs.has_pending());
-        loop {
-            let s = self.gc.lists[UNREACH].head;
-            if s == NO_SLOT {
-                break;
-            }
-            self.free_one(s, site);
+        // Only this loop frees members, in list order, so the list is
+        // taken whole and walked by its next links: no member needs
+        // unlinking (members keep F_UNREACH until freed, which is what
+        // the loop below tests).
+        let mut s = self.gc.lists[UNREACH].head;
+        self.gc.lists[UNREACH] = List::default();
+        while s != NO_SLOT {
+            let (id, hdr) = self.objs.free_hdr(s, &mut self.work);
+            let c = &mut self.gc.counters.counts[0];
+            *c = c.saturating_sub(1);
+            self.note_freed(id, hdr.flag(F_TAINTED), site);
+            s = hdr.gc_next;
             while let Some(v) = self.work.pop().or_else(|| self.objs.take_child()) {
                 let Value::Ref(h) = v else { continue };
                 if !self.objs.is_live(h) {

@@ -219,8 +219,17 @@ impl<A: Allocator> Heap<A> {
     /// `work` (a record's) or stay with `Objects` (a list's or dict's).
     #[inline(always)]
     pub(crate) fn free_one(&mut self, slot: u32, site: Site) {
-        let tainted = self.gc_untrack(slot);
-        let id = self.objs.free(slot, &mut self.work);
+        // One look-up: the header comes back from the free, and the
+        // object leaves its generation list afterwards.
+        let (id, hdr) = self.objs.free_hdr(slot, &mut self.work);
+        self.gc_untrack_freed(&hdr);
+        self.note_freed(id, hdr.flag(F_TAINTED), site);
+    }
+
+    /// The bookkeeping of a free: statistics, the graveyard (for a
+    /// tainted object) and the manual counts.
+    #[inline(always)]
+    pub(crate) fn note_freed(&mut self, id: u32, tainted: bool, site: Site) {
         self.stats.freed_by_refcount += 1;
         if tainted {
             self.graveyard.insert(id, site);

@@ -72,7 +72,7 @@ impl ObjKind {
 
 /// The header at the start of every object block.
 #[repr(C)]
-#[derive(Debug)]
+#[derive(Clone, Copy, Debug)]
 pub struct Header {
     pub rc: u32,
     kind: ObjKind,
@@ -868,6 +868,14 @@ impl<A: Allocator> Objects<A> {
     /// array of a million values.
     #[inline(always)]
     pub fn free(&mut self, slot: u32, children: &mut Vec<Value>) -> u32 {
+        self.free_hdr(slot, children).0
+    }
+
+    /// [`Objects::free`], also returning a copy of the header as it was
+    /// (its flags and generation links), so that the caller need not look
+    /// the object up before freeing it.
+    #[inline(always)]
+    pub fn free_hdr(&mut self, slot: u32, children: &mut Vec<Value>) -> (u32, Header) {
         let s = &mut self.slots[slot as usize];
         let Some(p) = s.ptr else { panic!("object slot {slot} is free") };
         let id = s.id;
@@ -879,9 +887,10 @@ impl<A: Allocator> Objects<A> {
         // body, move its values out (a list buffer or dict table moves, whole,
         // to `pending`) and give the object's block back to the allocator
         // with the size it was allocated with.
-        unsafe {
+        let copy = unsafe {
             let hdr = p.as_ptr();
-            let (kind, n) = ((*hdr).kind, (*hdr).len16 as usize);
+            let copy = *hdr;
+            let (kind, n) = (copy.kind, copy.len16 as usize);
             let body = hdr.cast::<u8>().add(HDR);
             let size = if kind == ObjKind::Record {
                 for v in std::slice::from_raw_parts(body.cast::<Value>(), n) {
@@ -894,8 +903,9 @@ impl<A: Allocator> Objects<A> {
                 self.free_body(kind, body)
             };
             self.alloc.free(p.cast(), size);
-        }
-        id
+            copy
+        };
+        (id, copy)
     }
 
     /// The part of [`Objects::free`] for lists, dicts and strings: keeps a
