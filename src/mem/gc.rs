@@ -289,14 +289,13 @@ impl<A: Allocator> Heap<A> {
     /// neighbours and the list are touched.
     #[inline(always)]
     pub(crate) fn gc_untrack_freed(&mut self, h: &Header) {
-        let l = if h.flag(F_UNREACH) {
-            UNREACH
-        } else if h.gen() == UNTRACKED {
+        // Members of a collection's unreachable set are freed only by
+        // `free_garbage`, which does their untracking itself.
+        debug_assert!(!h.flag(F_UNREACH), "an unreachable object freed outside free_garbage");
+        if h.gen() == UNTRACKED {
             return;
-        } else {
-            h.gen() as usize
-        };
-        self.list_detach(l, h.gc_prev, h.gc_next);
+        }
+        self.list_detach(h.gen() as usize, h.gc_prev, h.gc_next);
         let c = &mut self.gc.counters.counts[0];
         *c = c.saturating_sub(1);
     }
