@@ -255,11 +255,6 @@ impl DictMap {
     pub fn keys(&self) -> impl Iterator<Item = &DictKey> {
         self.map.keys()
     }
-    /// The value of the entry at position `i` of the table (not of the
-    /// insertion order).
-    pub fn value_at_mut(&mut self, i: usize) -> Option<&mut Value> {
-        self.map.get_index_mut(i).map(|(_, e)| &mut e.0)
-    }
     /// The last entry's value, if any.
     pub fn last_value(&self) -> Option<&Value> {
         self.map.last().map(|(_, e)| &e.0)
