@@ -22,12 +22,8 @@
 
 use super::alloc::Allocator;
 use super::heap::{Heap, Site};
-use super::object::{Header, F_MARK, F_TAINTED, NO_SLOT, UNTRACKED};
-use super::value::Value;
+use super::object::{Header, F_MARK, F_TAINTED, F_UNREACH, NO_SLOT, UNTRACKED};
 use std::time::Instant;
-
-/// Flag: the object is on the unreachable list of a running collection.
-const F_UNREACH: u8 = 1 << 5;
 
 /// Index of the unreachable list in [`GcState::lists`].
 const UNREACH: usize = 3;
@@ -500,8 +496,8 @@ impl<A: Allocator> Heap<A> {
         debug_assert!(self.work.is_empty() && !self.objs.has_pending());
         // Only this loop frees members, in list order, so the list is
         // taken whole and walked by its next links: no member needs
-        // unlinking (members keep F_UNREACH until freed, which is what
-        // the loop below tests).
+        // unlinking (members keep F_UNREACH until freed, which is how the
+        // cascade tells them apart).
         let mut s = self.gc.lists[UNREACH].head;
         self.gc.lists[UNREACH] = List::default();
         while s != NO_SLOT {
@@ -510,20 +506,10 @@ impl<A: Allocator> Heap<A> {
             *c = c.saturating_sub(1);
             self.note_freed(id, hdr.flag(F_TAINTED), site);
             s = hdr.gc_next;
-            while let Some(v) = self.work.pop().or_else(|| self.objs.take_child()) {
-                let Value::Ref(h) = v else { continue };
-                if !self.objs.is_live(h) {
-                    continue; // a member freed before
-                }
-                let hdr = self.objs.hdr_mut(h.slot);
-                if hdr.flag(F_UNREACH) {
-                    continue; // a member: freed by this loop, count unused
-                }
-                hdr.rc -= 1;
-                if hdr.rc == 0 {
-                    self.free_one(h.slot, site);
-                }
-            }
+            // Dangling references met here are to members freed before
+            // (or to objects `decref` freed): ignored, as a release during
+            // teardown ignores them.
+            let _ = self.drain_children(site);
         }
     }
 
@@ -583,7 +569,7 @@ impl<A: Allocator> Heap<A> {
             let mut s = l.head;
             let mut n = 0;
             while s != NO_SLOT {
-                if !self.objs.is_live(self.objs.handle(s)) || self.objs.handle(s).id == 0 {
+                if !self.objs.occupied(s) {
                     return Err(format!("generation {g} list holds a free slot {s}"));
                 }
                 let h = self.objs.hdr(s);
@@ -624,6 +610,7 @@ mod tests {
     use super::*;
     use crate::mem::alloc::PoolAllocator;
     use crate::mem::heap::Fault;
+    use crate::mem::value::Value;
 
     fn heap() -> Heap<PoolAllocator> {
         let mut h = Heap::new(PoolAllocator::new(), usize::MAX);

@@ -15,7 +15,7 @@
 
 use super::alloc::Allocator;
 use super::gc::GcState;
-use super::object::{AllocError, DictKey, KeyRef, ObjKind, ObjMut, Objects, F_PRINTING, F_TAINTED};
+use super::object::{AllocError, DictKey, KeyRef, ObjKind, ObjMut, Objects, F_PRINTING, F_TAINTED, F_UNREACH};
 use super::value::{Handle, Value};
 use std::collections::HashMap;
 
@@ -191,28 +191,45 @@ impl<A: Allocator> Heap<A> {
         if self.work.is_empty() && !self.objs.has_pending() {
             return Ok(());
         }
-        self.free_children(site)
+        match self.free_children(site) {
+            Some(h) => Err(self.freed(h)),
+            None => Ok(()),
+        }
     }
 
-    /// The rest of a cascade: releases the references freed objects held.
-    /// A record's wait in `work`; a list's or dict's come one at a time
-    /// from the allocator's kept-back buffer (`take_child`).
+    /// The rest of a cascade, out of the common free's way (see
+    /// [`Heap::drain_children`]).
     #[inline(never)]
-    fn free_children(&mut self, site: Site) -> Result<(), Fault> {
-        let mut fault = None;
+    fn free_children(&mut self, site: Site) -> Option<Handle> {
+        self.drain_children(site)
+    }
+
+    /// Releases the references freed objects held. A record's wait in
+    /// `work`; a list's or dict's come one at a time from the allocator's
+    /// kept-back buffer (`take_child`). Members of a running collection's
+    /// unreachable set (`F_UNREACH`) are skipped: the collector frees them
+    /// itself, without their counts. Returns the first dangling reference
+    /// met, if any (the rest are still released). Inlined into the
+    /// collector's freeing loop, which runs it once per member.
+    #[inline(always)]
+    pub(crate) fn drain_children(&mut self, site: Site) -> Option<Handle> {
+        let mut dangling = None;
         while let Some(v) = self.work.pop().or_else(|| self.objs.take_child()) {
             let Value::Ref(h) = v else { continue };
             if !self.objs.is_live(h) {
-                fault.get_or_insert_with(|| self.freed(h));
+                dangling.get_or_insert(h);
                 continue;
             }
             let hdr = self.objs.hdr_mut(h.slot);
+            if hdr.flag(F_UNREACH) {
+                continue;
+            }
             hdr.rc -= 1;
             if hdr.rc == 0 {
                 self.free_one(h.slot, site);
             }
         }
-        fault.map_or(Ok(()), Err)
+        dangling
     }
 
     /// Frees one object whose count is 0; the references it held go to
@@ -666,7 +683,7 @@ impl<A: Allocator> Heap<A> {
             return Ok(());
         }
         let mut tasks = vec![Task::Val(v)];
-        let mut marked: Vec<u32> = Vec::new();
+        let mut marked: Vec<Handle> = Vec::new();
         let mut result = Ok(());
         while let Some(t) = tasks.pop() {
             match t {
@@ -697,7 +714,7 @@ impl<A: Allocator> Heap<A> {
                         continue;
                     }
                     self.objs.hdr_mut(h.slot).set_flag(F_PRINTING, true);
-                    marked.push(h.slot);
+                    marked.push(h);
                     out.push_str(open);
                     tasks.push(Task::Unmark(h.slot));
                     tasks.push(Task::Text(close));
@@ -726,9 +743,9 @@ impl<A: Allocator> Heap<A> {
             }
         }
         // On error, clear the marks left by unfinished containers.
-        for slot in marked {
-            if self.objs.handle(slot).id != 0 {
-                self.objs.hdr_mut(slot).set_flag(F_PRINTING, false);
+        for h in marked {
+            if self.objs.is_live(h) {
+                self.objs.hdr_mut(h.slot).set_flag(F_PRINTING, false);
             }
         }
         result

@@ -43,6 +43,9 @@ pub const F_TAINTED: u8 = 1 << 2;
 pub const F_PRINTING: u8 = 1 << 3;
 /// Flag: collector scratch (reachable / seen).
 pub const F_MARK: u8 = 1 << 4;
+/// Flag: the object is in a running collection's unreachable set; such
+/// objects are freed by the collector alone (see `Heap::free_children`).
+pub const F_UNREACH: u8 = 1 << 5;
 
 /// The type of an object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
@@ -540,6 +543,12 @@ impl<A: Allocator> Objects<A> {
     pub fn id_site(&self, slot: u32) -> (u32, Option<u32>) {
         let site = self.sites.get(slot as usize).copied().filter(|&s| s != NO_SITE);
         (self.slots[slot as usize].id, site)
+    }
+
+    /// Whether `slot` holds a live object (a free slot's id field is its
+    /// free-list link, so only the address tells).
+    pub fn occupied(&self, slot: u32) -> bool {
+        self.slots.get(slot as usize).is_some_and(|s| { s.ptr }.is_some())
     }
 
     /// The handle of the live object in `slot`.
@@ -1088,6 +1097,11 @@ mod tests {
         assert_eq!({ o.slots[a.slot as usize].id }, a.id);
         assert!(!o.is_live(a));
         assert!(!o.is_live(b));
+        // Nor does a nonzero id field make a free slot look occupied.
+        assert!(!o.occupied(a.slot) && !o.occupied(b.slot));
+        let c = o.new_record(0, 0, NO_SLOT).unwrap();
+        assert!(o.occupied(c.slot));
+        assert!(!o.occupied(99), "past the table");
     }
 
     #[test]
