@@ -690,6 +690,17 @@ impl<'p, A: Allocator> Vm<'p, A> {
                     regs[..args.len()].copy_from_slice(&args);
                     call!(@switch d, f, new_base);
                 }};
+                // One argument known to be an int: nothing to retain, and
+                // the value comes from the caller's computation, not from a
+                // load of the register it was just written to.
+                ($d:expr, $f:expr, int $v:expr) => {{
+                    let (d, f, v) = ($d, $f, $v);
+                    call!(@depth);
+                    let new_base = call!(@room);
+                    regs = window!(new_base);
+                    regs[0] = Value::Int(v);
+                    call!(@switch d, f, new_base);
+                }};
                 ($d:expr, $f:expr, list $args:expr) => {{
                     let (d, f) = ($d, $f);
                     call!(@depth);
@@ -745,9 +756,10 @@ impl<'p, A: Allocator> Vm<'p, A> {
                 ($x:expr, $a:expr, $i:expr, $d:expr, $f:expr, $op:expr, $alone:expr) => {
                     match regs[$a as usize] {
                         Value::Int(av) if $op(av, $i as i8 as i64).is_some() => {
-                            set_int!($x, $op(av, $i as i8 as i64).unwrap_or_default());
+                            let v = $op(av, $i as i8 as i64).unwrap_or_default();
+                            set_int!($x, v);
                             pc += 1;
-                            call!($d, $f, inline[$x]);
+                            call!($d, $f, int v);
                         }
                         _ => {
                             std::hint::cold_path();
@@ -756,16 +768,69 @@ impl<'p, A: Allocator> Vm<'p, A> {
                     }
                 };
             }
+            // A return of `$v`: release the frame's registers, pop it, and
+            // in the caller run `$write` with `$d` bound to the register
+            // that receives the value.
+            macro_rules! ret {
+                ($v:expr, $d:ident => $write:expr) => {{
+                    let v: Value = $v;
+                    // Scope exit: release the frame's registers.
+                    // (Only a reference is read out; anything else is just
+                    // overwritten with nil.)
+                    let n = (top!().size as usize).min(WINDOW);
+                    for r in &mut regs[..n] {
+                        if let Value::Ref(_) = *r {
+                            let old = std::mem::take(r);
+                            if let Err(f) = self.heap.release(old, pc as u32 - 1) {
+                                self.heap.release_quiet(v);
+                                break 'run f;
+                            }
+                        } else {
+                            *r = Value::Nil;
+                        }
+                    }
+                    if SLOW {
+                        if let Some(t) = pending.take() {
+                            self.trace_line(t);
+                        }
+                    }
+                    let [.., caller, done] = *self.frames.as_slice() else {
+                        self.frames.clear();
+                        self.heap.release_quiet(v);
+                        self.steps += used!() as u64;
+                        if SLOW {
+                            if let Some(t) = pending.take() {
+                                self.trace_line(t);
+                            }
+                        }
+                        return finished(Some(Exit::Returned));
+                    };
+                    self.frames.truncate(self.frames.len() - 1);
+                    transfer!(pc, caller.pc);
+                    pc = caller.pc as usize;
+                    let (func, base) = (caller.func, caller.base);
+                    regs = window!(base);
+                    if SLOW {
+                        pending = Some(Traced { func, pc: pc as u32 - 1, base, ins: code[pc - 1], returned: true });
+                    }
+                    let $d = done.dst;
+                    $write;
+                    enter!(f => break 'run f);
+                }};
+            }
             match *ins {
                 Instr::LiI { d, i } => set_int!(d, i as i64),
                 Instr::LiW { d, w } => set_int!(d, self.prog.ints[w as usize]),
-                Instr::Mov { d, s } => {
-                    let v = regs[s as usize];
-                    if let Value::Ref(_) = v {
-                        tri!(retain_ref(&mut self.heap, v));
+                Instr::Mov { d, s } => match regs[s as usize] {
+                    // By payload (see `Ret`).
+                    Value::Int(i) => set_int!(d, i),
+                    v => {
+                        if let Value::Ref(_) = v {
+                            tri!(retain_ref(&mut self.heap, v));
+                        }
+                        set!(d, v)
                     }
-                    set!(d, v)
-                }
+                },
                 Instr::Del { d } => set!(d, Value::Nil),
 
                 Instr::AddRR { d, a, b } => add!(d, a, reg b),
@@ -847,54 +912,17 @@ impl<'p, A: Allocator> Vm<'p, A> {
                     arith!(x, a, imm i as i8 as i64, "sub", i64::checked_sub)
                 ),
                 Instr::Call2 { d, f, a, b } => call!(d, f, inline[a, b]),
-                Instr::Ret0 {} | Instr::Ret { .. } => {
-                    let v = match *ins {
-                        Instr::Ret { s } => std::mem::take(&mut regs[s as usize]),
-                        _ => Value::Nil,
-                    };
-                    // Scope exit: release the frame's registers.
-                    // (Only a reference is read out; anything else is just
-                    // overwritten with nil.)
-                    let n = (top!().size as usize).min(WINDOW);
-                    for r in &mut regs[..n] {
-                        if let Value::Ref(_) = *r {
-                            let old = std::mem::take(r);
-                            if let Err(f) = self.heap.release(old, pc as u32 - 1) {
-                                self.heap.release_quiet(v);
-                                break 'run f;
-                            }
-                        } else {
-                            *r = Value::Nil;
-                        }
+                Instr::Ret0 {} => ret!(Value::Nil, d => set!(d, Value::Nil)),
+                // An int travels as its payload: the register was likely
+                // just written that way, and a load of the whole value would
+                // wait for that store (see `set_int!`).
+                Instr::Ret { s } => match regs[s as usize] {
+                    Value::Int(i) => ret!(Value::Int(i), d => set_int!(d, i)),
+                    _ => {
+                        let v = std::mem::take(&mut regs[s as usize]);
+                        ret!(v, d => set!(d, v))
                     }
-                    if SLOW {
-                        if let Some(t) = pending.take() {
-                            self.trace_line(t);
-                        }
-                    }
-                    let [.., caller, done] = *self.frames.as_slice() else {
-                        self.frames.clear();
-                        self.heap.release_quiet(v);
-                        self.steps += used!() as u64;
-                        if SLOW {
-                            if let Some(t) = pending.take() {
-                                self.trace_line(t);
-                            }
-                        }
-                        return finished(Some(Exit::Returned));
-                    };
-                    self.frames.truncate(self.frames.len() - 1);
-                    transfer!(pc, caller.pc);
-                    pc = caller.pc as usize;
-                    let (func, base) = (caller.func, caller.base);
-                    regs = window!(base);
-                    if SLOW {
-                        pending = Some(Traced { func, pc: pc as u32 - 1, base, ins: code[pc - 1], returned: true });
-                    }
-                    let d = done.dst;
-                    set!(d, v);
-                    enter!(f => break 'run f);
-                }
+                },
                 Instr::Halt {} => {
                     if SLOW {
                         if let Some(t) = pending.take() {
