@@ -690,15 +690,17 @@ impl<'p, A: Allocator> Vm<'p, A> {
                     regs[..args.len()].copy_from_slice(&args);
                     call!(@switch d, f, new_base);
                 }};
-                // One argument known to be an int: nothing to retain, and
-                // the value comes from the caller's computation, not from a
-                // load of the register it was just written to.
-                ($d:expr, $f:expr, int $v:expr) => {{
-                    let (d, f, v) = ($d, $f, $v);
+                // Arguments known to be ints: nothing to retain, and each
+                // travels as its payload, not as a 16-byte load of a
+                // register just written (see `set_int!`).
+                ($d:expr, $f:expr, ints [$($v:expr),*]) => {{
+                    let (d, f, v) = ($d, $f, [$($v),*]);
                     call!(@depth);
                     let new_base = call!(@room);
                     regs = window!(new_base);
-                    regs[0] = Value::Int(v);
+                    for (r, v) in regs.iter_mut().zip(v) {
+                        *r = Value::Int(v);
+                    }
                     call!(@switch d, f, new_base);
                 }};
                 ($d:expr, $f:expr, list $args:expr) => {{
@@ -759,7 +761,7 @@ impl<'p, A: Allocator> Vm<'p, A> {
                             let v = $op(av, $i as i8 as i64).unwrap_or_default();
                             set_int!($x, v);
                             pc += 1;
-                            call!($d, $f, int v);
+                            call!($d, $f, ints[v]);
                         }
                         _ => {
                             std::hint::cold_path();
@@ -834,6 +836,19 @@ impl<'p, A: Allocator> Vm<'p, A> {
                 Instr::Del { d } => set!(d, Value::Nil),
 
                 Instr::AddRR { d, a, b } => add!(d, a, reg b),
+                Instr::AddTo { d, b } => 'fast: {
+                    if let Value::Int(y) = regs[b as usize] {
+                        if let Value::Int(x) = &mut regs[d as usize] {
+                            match x.checked_add(y) {
+                                Some(r) => *x = r,
+                                None => break 'run arith_fault("add", *x, y),
+                            }
+                            break 'fast;
+                        }
+                    }
+                    std::hint::cold_path();
+                    add!(d, d, reg b)
+                }
                 Instr::AddRI { d, a, i } => add!(d, a, imm i as i64),
                 Instr::AddRW { d, a, w } => add!(d, a, imm self.prog.ints[w as usize]),
                 Instr::SubRR { d, a, b } => arith!(d, a, reg b, "sub", i64::checked_sub),
@@ -894,7 +909,10 @@ impl<'p, A: Allocator> Vm<'p, A> {
                     }
                 }
                 Instr::Call { d, f, args } => call!(d, f, list self.prog.reglist(args)),
-                Instr::Call1 { d, f, a } => call!(d, f, inline[a]),
+                Instr::Call1 { d, f, a } => match regs[a as usize] {
+                    Value::Int(i) => call!(d, f, ints[i]),
+                    _ => call!(d, f, inline[a]),
+                },
                 // `add`/`sub` of a small immediate feeding a one-argument
                 // call's argument, in one dispatch. Anything unusual (not
                 // an int, overflow) runs the `add`/`sub` alone; the `call`
@@ -911,7 +929,10 @@ impl<'p, A: Allocator> Vm<'p, A> {
                     i64::checked_sub,
                     arith!(x, a, imm i as i8 as i64, "sub", i64::checked_sub)
                 ),
-                Instr::Call2 { d, f, a, b } => call!(d, f, inline[a, b]),
+                Instr::Call2 { d, f, a, b } => match (regs[a as usize], regs[b as usize]) {
+                    (Value::Int(i), Value::Int(j)) => call!(d, f, ints[i, j]),
+                    _ => call!(d, f, inline[a, b]),
+                },
                 Instr::Ret0 {} => ret!(Value::Nil, d => set!(d, Value::Nil)),
                 // An int travels as its payload: the register was likely
                 // just written that way, and a load of the whole value would
@@ -1194,6 +1215,7 @@ fn flatten(funcs: impl Iterator<Item = Vec<Instr>>) -> Vec<Instr> {
 /// Builds the execution copy of a function's code:
 /// - calls with one or two arguments become `Call1`/`Call2`, their
 ///   registers inline;
+/// - `add rD, rD, rB` becomes `AddTo`;
 /// - `add`/`sub rX, rA, I` (I a signed byte) before `call rD, F, rX`
 ///   becomes `AddICall`/`SubICall`;
 /// - a compare (RR, or RI with IMM in 16 bits) before a `jz`/`jnz` on its
@@ -1215,6 +1237,14 @@ pub(crate) fn fuse(code: &[Instr], prog: &Program) -> Vec<Instr> {
                 [a] => *ins = Instr::Call1 { d, f, a },
                 [a, b] => *ins = Instr::Call2 { d, f, a, b },
                 _ => {}
+            }
+        }
+    }
+    // An accumulator: `add rD, rD, rB`.
+    for ins in out.iter_mut() {
+        if let Instr::AddRR { d, a, b } = *ins {
+            if a == d {
+                *ins = Instr::AddTo { d, b };
             }
         }
     }
@@ -1481,6 +1511,32 @@ mod tests {
         let code = &loaded.program.funcs[loaded.program.main as usize].code;
         assert_eq!(&fuse(code, &loaded.program), code);
         crate::fuzzing::check_execute(&far, false).unwrap();
+    }
+
+    /// `add rD, rD, rB` runs as `AddTo` and behaves as the `add`: ints,
+    /// rB being rD, overflow, nil in rD, strings (concatenation through
+    /// the general path), a list, a freed object.
+    #[test]
+    fn accumulating_add_behaves_like_add() {
+        let cases = [
+            "li r0, 1\nli r1, 2\nadd r0, r0, r1\nadd r0, r0, r1\nprint r0",
+            "li r0, 21\nadd r0, r0, r0\nprint r0",
+            "li r0, 9223372036854775807\nli r1, 1\nadd r0, r0, r1",
+            "li r0, -9223372036854775808\nli r1, -1\nadd r0, r0, r1",
+            "li r1, 1\nadd r0, r0, r1",
+            "str r0, \"ab\"\nstr r1, \"c\"\nadd r0, r0, r1\nadd r0, r0, r1\nprint r0",
+            "str r0, \"ab\"\nli r1, 1\nadd r0, r0, r1",
+            "list r0\nli r1, 1\nadd r0, r0, r1",
+            "li r0, 1\nlist r1\nadd r0, r0, r1",
+            "str r0, \"a\"\nstr r1, \"b\"\ndecref r1\nadd r0, r0, r1",
+            "li r0, 0\nli r1, 0\ntop: add r1, r1, r0\nadd r0, r0, 1\nlt r2, r0, 50\njnz r2, top\nprint r1",
+        ];
+        for text in cases {
+            let loaded = crate::load("t.asm", text.as_bytes()).unwrap();
+            let fused = fuse(&loaded.program.funcs[loaded.program.main as usize].code, &loaded.program);
+            assert!(fused.iter().any(|i| matches!(i, Instr::AddTo { .. })), "not fused:\n{text}");
+            crate::fuzzing::check_execute(text, text.contains("decref")).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        }
     }
 
     /// One- and two-argument calls carry them inline in the execution
