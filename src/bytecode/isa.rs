@@ -227,7 +227,6 @@ macro_rules! for_each_op {
             NeRIJ = 0xdb, "(fused)" { d: D, a: R, i: N, off: G, z: G } "internal: `ne rD, rA, IMM` (IMM a signed 16-bit value) and the `jz`/`jnz rD` after it, as NeRRJ";
             AddICall = 0xe0, "(fused)" { x: D, a: R, i: G, d: D, f: F } "internal: `add rX, rA, I` (I a signed byte) and the `call rD, FUNC, rX` after it";
             SubICall = 0xe1, "(fused)" { x: D, a: R, i: G, d: D, f: F } "internal: `sub rX, rA, I` (I a signed byte) and the `call rD, FUNC, rX` after it";
-            AddTo = 0xe2, "(fused)" { d: D, b: R } "internal: `add rD, rD, rB`, an accumulator: one operand less to decode, and rD's tag tested once";
             Call1 = 0xee, "(fused)" { d: D, f: F, a: R } "internal: `call rD, FUNC, rA` with its one argument inline";
             Call2 = 0xef, "(fused)" { d: D, f: F, a: R, b: R } "internal: `call rD, FUNC, rA, rB` with its two arguments inline";
             IncLtJnz = 0xf0, "(fused)" { d: D, y: R, back: G, lim: I } "internal: `add rD, rD, 1; lt rY, rD, LIM; jnz rY, T` in one dispatch, T being BACK instructions before it";

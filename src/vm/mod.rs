@@ -836,19 +836,6 @@ impl<'p, A: Allocator> Vm<'p, A> {
                 Instr::Del { d } => set!(d, Value::Nil),
 
                 Instr::AddRR { d, a, b } => add!(d, a, reg b),
-                Instr::AddTo { d, b } => 'fast: {
-                    if let Value::Int(y) = regs[b as usize] {
-                        if let Value::Int(x) = &mut regs[d as usize] {
-                            match x.checked_add(y) {
-                                Some(r) => *x = r,
-                                None => break 'run arith_fault("add", *x, y),
-                            }
-                            break 'fast;
-                        }
-                    }
-                    std::hint::cold_path();
-                    add!(d, d, reg b)
-                }
                 Instr::AddRI { d, a, i } => add!(d, a, imm i as i64),
                 Instr::AddRW { d, a, w } => add!(d, a, imm self.prog.ints[w as usize]),
                 Instr::SubRR { d, a, b } => arith!(d, a, reg b, "sub", i64::checked_sub),
@@ -1215,7 +1202,6 @@ fn flatten(funcs: impl Iterator<Item = Vec<Instr>>) -> Vec<Instr> {
 /// Builds the execution copy of a function's code:
 /// - calls with one or two arguments become `Call1`/`Call2`, their
 ///   registers inline;
-/// - `add rD, rD, rB` becomes `AddTo`;
 /// - `add`/`sub rX, rA, I` (I a signed byte) before `call rD, F, rX`
 ///   becomes `AddICall`/`SubICall`;
 /// - a compare (RR, or RI with IMM in 16 bits) before a `jz`/`jnz` on its
@@ -1237,14 +1223,6 @@ pub(crate) fn fuse(code: &[Instr], prog: &Program) -> Vec<Instr> {
                 [a] => *ins = Instr::Call1 { d, f, a },
                 [a, b] => *ins = Instr::Call2 { d, f, a, b },
                 _ => {}
-            }
-        }
-    }
-    // An accumulator: `add rD, rD, rB`.
-    for ins in out.iter_mut() {
-        if let Instr::AddRR { d, a, b } = *ins {
-            if a == d {
-                *ins = Instr::AddTo { d, b };
             }
         }
     }
@@ -1511,32 +1489,6 @@ mod tests {
         let code = &loaded.program.funcs[loaded.program.main as usize].code;
         assert_eq!(&fuse(code, &loaded.program), code);
         crate::fuzzing::check_execute(&far, false).unwrap();
-    }
-
-    /// `add rD, rD, rB` runs as `AddTo` and behaves as the `add`: ints,
-    /// rB being rD, overflow, nil in rD, strings (concatenation through
-    /// the general path), a list, a freed object.
-    #[test]
-    fn accumulating_add_behaves_like_add() {
-        let cases = [
-            "li r0, 1\nli r1, 2\nadd r0, r0, r1\nadd r0, r0, r1\nprint r0",
-            "li r0, 21\nadd r0, r0, r0\nprint r0",
-            "li r0, 9223372036854775807\nli r1, 1\nadd r0, r0, r1",
-            "li r0, -9223372036854775808\nli r1, -1\nadd r0, r0, r1",
-            "li r1, 1\nadd r0, r0, r1",
-            "str r0, \"ab\"\nstr r1, \"c\"\nadd r0, r0, r1\nadd r0, r0, r1\nprint r0",
-            "str r0, \"ab\"\nli r1, 1\nadd r0, r0, r1",
-            "list r0\nli r1, 1\nadd r0, r0, r1",
-            "li r0, 1\nlist r1\nadd r0, r0, r1",
-            "str r0, \"a\"\nstr r1, \"b\"\ndecref r1\nadd r0, r0, r1",
-            "li r0, 0\nli r1, 0\ntop: add r1, r1, r0\nadd r0, r0, 1\nlt r2, r0, 50\njnz r2, top\nprint r1",
-        ];
-        for text in cases {
-            let loaded = crate::load("t.asm", text.as_bytes()).unwrap();
-            let fused = fuse(&loaded.program.funcs[loaded.program.main as usize].code, &loaded.program);
-            assert!(fused.iter().any(|i| matches!(i, Instr::AddTo { .. })), "not fused:\n{text}");
-            crate::fuzzing::check_execute(text, text.contains("decref")).unwrap_or_else(|e| panic!("{e}\n{text}"));
-        }
     }
 
     /// One- and two-argument calls carry them inline in the execution
