@@ -40,4 +40,14 @@ mod tests {
     fn value_is_sixteen_bytes() {
         assert_eq!(std::mem::size_of::<super::Value>(), 16);
     }
+
+    /// `Objects::new_record` fills a record's slots with zero bytes: they
+    /// must read as `nil` (Miri checks the value is valid).
+    #[test]
+    fn zero_bytes_are_nil() {
+        // SAFETY: the assertion is what this checks; under Miri an invalid
+        // value is reported as undefined behaviour.
+        let v: super::Value = unsafe { std::mem::zeroed() };
+        assert_eq!(v, super::Value::Nil);
+    }
 }
