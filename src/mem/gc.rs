@@ -501,7 +501,7 @@ impl<A: Allocator> Heap<A> {
         let mut s = self.gc.lists[UNREACH].head;
         self.gc.lists[UNREACH] = List::default();
         while s != NO_SLOT {
-            let (id, hdr) = self.objs.free_hdr(s, &mut self.work);
+            let (id, hdr) = self.objs.free_member(s, &mut self.work);
             let c = &mut self.gc.counters.counts[0];
             *c = c.saturating_sub(1);
             self.note_freed(id, hdr.flag(F_TAINTED), site);

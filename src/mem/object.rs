@@ -881,6 +881,36 @@ impl<A: Allocator> Objects<A> {
     /// the object up before freeing it.
     #[inline(always)]
     pub fn free_hdr(&mut self, slot: u32, children: &mut Vec<Value>) -> (u32, Header) {
+        self.free_impl::<false>(slot, children)
+    }
+
+    /// [`Objects::free_hdr`] for a member of the collector's garbage: a
+    /// record's references to other members (live objects flagged
+    /// [`F_UNREACH`]) or to objects already freed are dropped here rather
+    /// than handed out in `children`, where the collector would look each
+    /// up only to skip it. A list's or dict's references are handed out as
+    /// by `free_hdr`.
+    #[inline(always)]
+    pub fn free_member(&mut self, slot: u32, children: &mut Vec<Value>) -> (u32, Header) {
+        self.free_impl::<true>(slot, children)
+    }
+
+    /// Does `h` refer to a live object outside the unreachable set?
+    #[inline(always)]
+    fn outside_garbage(&self, h: Handle) -> bool {
+        let Some(s) = self.slots.get(h.slot as usize) else { return false };
+        match ({ s.ptr }, { s.id }) {
+            (Some(p), id) if id == h.id => {
+                // SAFETY: a slot holds a pointer only while its block is
+                // live, and the block starts with an initialised header.
+                !unsafe { p.as_ref() }.flag(F_UNREACH)
+            }
+            _ => false,
+        }
+    }
+
+    #[inline(always)]
+    fn free_impl<const MEMBER: bool>(&mut self, slot: u32, children: &mut Vec<Value>) -> (u32, Header) {
         let s = &mut self.slots[slot as usize];
         let Some(p) = s.ptr else { panic!("object slot {slot} is free") };
         let id = s.id;
@@ -899,7 +929,10 @@ impl<A: Allocator> Objects<A> {
             let body = hdr.cast::<u8>().add(HDR);
             let size = if kind == ObjKind::Record {
                 for v in std::slice::from_raw_parts(body.cast::<Value>(), n) {
-                    if let Value::Ref(_) = v {
+                    if let Value::Ref(h) = *v {
+                        if MEMBER && !self.outside_garbage(h) {
+                            continue;
+                        }
                         children.push(*v);
                     }
                 }
