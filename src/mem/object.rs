@@ -44,7 +44,7 @@ pub const F_PRINTING: u8 = 1 << 3;
 /// Flag: collector scratch (reachable / seen).
 pub const F_MARK: u8 = 1 << 4;
 /// Flag: the object is in a running collection's unreachable set; such
-/// objects are freed by the collector alone (see `Heap::free_children`).
+/// objects are freed by the collector alone (see `Heap::drain_children`).
 pub const F_UNREACH: u8 = 1 << 5;
 
 /// The type of an object.
