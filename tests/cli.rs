@@ -290,3 +290,25 @@ fn ctrl_c_stops_a_runaway_program_with_a_location() {
     assert!(stderr.contains("0: spin at") && stderr.contains("1: main at"), "{stderr}");
     assert!(stderr.contains("alive at exit   0"), "frames released: {stderr}");
 }
+
+#[test]
+fn huge_pages_change_no_result_and_no_accounting() {
+    // Enough records for several arenas, then all freed: arenas go back
+    // (chunk halves and whole chunks on Linux) with or without huge pages.
+    let src = tmp(
+        "huge.asm",
+        b"list r0\nli r1, 0\ntop: new r2, 3\nstore r2, 0, r1\npush r0, r2\nadd r1, r1, 1\nlt r3, r1, 60000\njnz r3, top\nlen r4, r0\ndel r0\ndel r2\nnew r5, 1\nprint r4\n",
+    );
+    let mut seen = Vec::new();
+    for mode in ["on", "off"] {
+        let json = format!("{src}.{mode}.json");
+        let r = rcvm(&["run", "--huge-pages", mode, "--stats-json", &json, &src]);
+        assert_eq!((r.code, r.stdout.as_str()), (0, "60000\n"), "{}", r.stderr);
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        assert!(v["allocator"]["arenas_allocated"].as_u64().unwrap() >= 4, "{}", v["allocator"]);
+        assert!(v["allocator"]["arenas_freed"].as_u64().unwrap() >= 3, "{}", v["allocator"]);
+        seen.push((v["allocator"].clone(), v["objects"].clone()));
+    }
+    assert_eq!(seen[0], seen[1]);
+    assert_eq!(rcvm(&["run", "--huge-pages", "maybe", &src]).code, 2);
+}

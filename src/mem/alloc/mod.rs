@@ -14,6 +14,7 @@
 use serde::Serialize;
 use std::ptr::NonNull;
 
+mod arena;
 mod bump;
 #[doc(hidden)]
 pub mod model;
