@@ -245,8 +245,16 @@ fn main() -> ExitCode {
                 AllocKind::Pool => {
                     run(&prog, src.as_deref(), &args, Heap::new(PoolAllocator::with_huge_pages(huge), max))
                 }
-                AllocKind::System => run(&prog, src.as_deref(), &args, Heap::new(SystemAllocator::new(), max)),
-                AllocKind::Bump => run(&prog, src.as_deref(), &args, Heap::new(BumpAllocator::new(), max)),
+                // One interpreter for both, through the vtable: they are for
+                // comparison, and a third copy of the interpreter would add
+                // its pages to every run's resident set.
+                AllocKind::System | AllocKind::Bump => {
+                    let a: Box<dyn Allocator> = match args.alloc {
+                        AllocKind::System => Box::new(SystemAllocator::new()),
+                        _ => Box::new(BumpAllocator::new()),
+                    };
+                    run(&prog, src.as_deref(), &args, Heap::new(a, max))
+                }
             }
         }
     }

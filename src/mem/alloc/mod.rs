@@ -127,3 +127,35 @@ pub unsafe trait Allocator {
         Ok(())
     }
 }
+
+/// A boxed allocator is an allocator, so a heap can take a
+/// `Box<dyn Allocator>` chosen at run time. Every call then goes through
+/// the vtable; the `rcvm` binary uses this for `system` and `bump` and
+/// keeps `pool`, the default, monomorphised (one copy of the interpreter
+/// fewer in the binary, so fewer pages of code resident).
+// SAFETY: every call is forwarded to `A`, whose blocks keep `A`'s promises.
+unsafe impl<A: Allocator + ?Sized> Allocator for Box<A> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    fn alloc(&mut self, size: usize) -> Option<NonNull<u8>> {
+        (**self).alloc(size)
+    }
+    unsafe fn free(&mut self, ptr: NonNull<u8>, size: usize) {
+        // SAFETY: the caller's promise is passed on unchanged.
+        unsafe { (**self).free(ptr, size) }
+    }
+    unsafe fn realloc(&mut self, ptr: NonNull<u8>, old_size: usize, new_size: usize) -> Option<NonNull<u8>> {
+        // SAFETY: the caller's promise is passed on unchanged.
+        unsafe { (**self).realloc(ptr, old_size, new_size) }
+    }
+    fn bytes_in_use(&self) -> usize {
+        (**self).bytes_in_use()
+    }
+    fn stats(&self) -> AllocStats {
+        (**self).stats()
+    }
+    fn check(&self) -> Result<(), String> {
+        (**self).check()
+    }
+}
