@@ -299,6 +299,14 @@ struct Slot {
     id: u32,
 }
 
+/// Initial capacity of the object table, in slots (192 KiB of address
+/// space). Big enough that the system allocator maps the table on its own
+/// from the start (glibc does so above 128 KiB): pages are touched only as
+/// slots are used, and growth moves the mapping (`mremap`) instead of
+/// copying through the small-object heap, which would leave the copies it
+/// grew out of resident there (about 100 KiB for a million objects).
+const TABLE_START: usize = 16 << 10;
+
 /// Allocation site of a slot whose object was allocated while sites were
 /// not being recorded.
 const NO_SITE: u32 = u32::MAX;
@@ -344,7 +352,7 @@ enum Pending {
 impl<A: Allocator> Objects<A> {
     pub fn new(alloc: A, max_bytes: usize) -> Self {
         Objects {
-            slots: Vec::new(),
+            slots: Vec::with_capacity(TABLE_START),
             sites: Vec::new(),
             record_sites: false,
             free_slot: NO_SLOT,
