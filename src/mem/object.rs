@@ -379,9 +379,12 @@ impl<A: Allocator> Objects<A> {
         (self.dict_bytes, self.dict_bytes_peak)
     }
 
-    /// Bytes of the object table itself (slots, and sites when recorded).
+    /// Bytes of the object table in use: every slot ever taken (the table
+    /// never shrinks; freed slots are reused), and sites when recorded. The
+    /// capacity reserved beyond that is address space whose pages are not
+    /// touched until used, so it is not counted.
     pub fn table_bytes(&self) -> usize {
-        self.slots.capacity() * std::mem::size_of::<Slot>() + self.sites.capacity() * 4
+        self.slots.len() * std::mem::size_of::<Slot>() + self.sites.len() * 4
     }
 
     /// Records each object's allocation site from now on (for leak
