@@ -1114,9 +1114,10 @@ mod tests {
         let mut o = objects();
         let a = o.new_record(1, 5, NO_SLOT).unwrap();
         assert_eq!(o.id_site(a.slot), (1, None));
-        assert_eq!(o.table_bytes(), o.slots.capacity() * 12);
+        assert_eq!(o.table_bytes(), 12, "one slot in use; reserved capacity is not counted");
         o.set_record_sites(true);
         let b = o.new_record(1, 6, NO_SLOT).unwrap();
+        assert_eq!(o.table_bytes(), 2 * (12 + 4), "sites add 4 bytes a slot");
         assert_eq!(o.id_site(a.slot), (1, None), "allocated before recording began");
         assert_eq!(o.id_site(b.slot), (2, Some(6)));
         // A freed slot is reused with the new object's site.
