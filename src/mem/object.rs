@@ -288,16 +288,23 @@ fn dict_table_bytes(cap: usize) -> u64 {
 /// One entry of the object table: 12 bytes (packed to 4-byte alignment),
 /// so a million live objects cost 12 MB of table, not 16. Fields are only
 /// ever read and written by value (never borrowed), as packing requires.
+///
+/// A free slot has id 0, which no object has (ids start at 1), and every
+/// handle is made for a live object: so `id == handle.id` alone says the
+/// handle's object is live and `ptr` is its header, one compare per
+/// look-up.
 #[derive(Clone, Copy, Debug)]
 #[repr(C, packed(4))]
 struct Slot {
-    /// The object's header, or `None` while the slot is free.
-    ptr: Option<NonNull<Header>>,
-    /// Live: the object's id (ids start at 1). Free: the next free slot
-    /// (`ptr` being `None` is what marks the slot free, so a stale handle
-    /// whose id happens to equal it is still refused).
+    /// Live: the object's header. Free: the next free slot, as an address
+    /// without provenance (never dereferenced).
+    ptr: *mut Header,
+    /// Live: the object's id (1 or more). Free: 0.
     id: u32,
 }
+
+/// `id` of a free slot.
+const FREE: u32 = 0;
 
 /// Initial capacity of the object table, in slots (192 KiB of address
 /// space). Big enough that the system allocator maps the table on its own
@@ -445,11 +452,11 @@ impl<A: Allocator> Objects<A> {
         self.next_id += 1;
         let slot = if self.free_slot != NO_SLOT {
             let s = self.free_slot;
-            self.free_slot = self.slots[s as usize].id;
-            self.slots[s as usize] = Slot { ptr: Some(hdr), id };
+            self.free_slot = { self.slots[s as usize].ptr }.addr() as u32;
+            self.slots[s as usize] = Slot { ptr: hdr.as_ptr(), id };
             s
         } else {
-            self.slots.push(Slot { ptr: Some(hdr), id });
+            self.slots.push(Slot { ptr: hdr.as_ptr(), id });
             (self.slots.len() - 1) as u32
         };
         if self.record_sites {
@@ -511,18 +518,25 @@ impl<A: Allocator> Objects<A> {
     /// Is `h` a reference to the live object it was made for?
     #[inline(always)]
     pub fn is_live(&self, h: Handle) -> bool {
+        // SAFETY: handles are made only here, for live objects, whose ids
+        // start at 1 (`handle` refuses a free slot): no handle has id FREE.
+        // Knowing it, the compiler drops the FREE test of a `hdr` that
+        // follows a successful `is_live`.
+        unsafe { std::hint::assert_unchecked(h.id != FREE) };
         match self.slots.get(h.slot as usize) {
-            Some(s) => s.id == h.id && { s.ptr }.is_some(),
+            Some(s) => s.id == h.id,
             None => false,
         }
     }
 
     #[inline(always)]
     fn ptr(&self, slot: u32) -> NonNull<Header> {
-        match self.slots[slot as usize].ptr {
-            Some(p) => p,
-            None => panic!("object slot {slot} is free"),
+        let s = self.slots[slot as usize];
+        if s.id == FREE {
+            panic!("object slot {slot} is free");
         }
+        // SAFETY: the slot is live, so `ptr` is its block's header.
+        unsafe { NonNull::new_unchecked(s.ptr) }
     }
 
     /// The header of the live object in `slot`.
@@ -557,20 +571,21 @@ impl<A: Allocator> Objects<A> {
         (self.slots[slot as usize].id, site)
     }
 
-    /// Whether `slot` holds a live object (a free slot's id field is its
-    /// free-list link, so only the address tells).
+    /// Whether `slot` holds a live object.
     pub fn occupied(&self, slot: u32) -> bool {
-        self.slots.get(slot as usize).is_some_and(|s| { s.ptr }.is_some())
+        self.slots.get(slot as usize).is_some_and(|s| s.id != FREE)
     }
 
     /// The handle of the live object in `slot`.
     pub fn handle(&self, slot: u32) -> Handle {
-        Handle { slot, id: self.slots[slot as usize].id }
+        let id = self.slots[slot as usize].id;
+        assert_ne!(id, FREE, "object slot {slot} is free");
+        Handle { slot, id }
     }
 
     /// Every live object's slot, in slot order.
     pub fn live_slots(&self) -> impl Iterator<Item = u32> + '_ {
-        self.slots.iter().enumerate().filter(|(_, s)| { s.ptr }.is_some()).map(|(i, _)| i as u32)
+        self.slots.iter().enumerate().filter(|(_, s)| s.id != FREE).map(|(i, _)| i as u32)
     }
 
     fn body(&self, slot: u32) -> *mut u8 {
@@ -714,13 +729,14 @@ impl<A: Allocator> Objects<A> {
         let mut visit = |v: &Value| {
             if let Value::Ref(h) = *v {
                 if let Some(s) = slots.get(h.slot as usize) {
-                    if let (true, Some(p)) = (s.id == h.id, s.ptr) {
-                        // SAFETY: the slot holds a live object, whose block
+                    if s.id == h.id {
+                        // SAFETY: the ids match and a handle's is never
+                        // FREE, so the slot holds a live object, whose block
                         // starts with its header. `f` writes only header
                         // fields, never the values being iterated (they lie
                         // after the header or in a separate buffer), and no
                         // other reference to that header is alive.
-                        f(unsafe { &mut *p.as_ptr() }, h.slot)
+                        f(unsafe { &mut *{ s.ptr } }, h.slot)
                     }
                 }
             }
@@ -910,22 +926,17 @@ impl<A: Allocator> Objects<A> {
     #[inline(always)]
     fn outside_garbage(&self, h: Handle) -> bool {
         let Some(s) = self.slots.get(h.slot as usize) else { return false };
-        match ({ s.ptr }, { s.id }) {
-            (Some(p), id) if id == h.id => {
-                // SAFETY: a slot holds a pointer only while its block is
-                // live, and the block starts with an initialised header.
-                !unsafe { p.as_ref() }.flag(F_UNREACH)
-            }
-            _ => false,
-        }
+        // SAFETY: matching ids (a handle's is never FREE) mean a live slot,
+        // whose pointer is its block, which starts with its header.
+        s.id == h.id && !unsafe { &*{ s.ptr } }.flag(F_UNREACH)
     }
 
     #[inline(always)]
     fn free_impl<const MEMBER: bool>(&mut self, slot: u32, children: &mut Vec<Value>) -> (u32, Header) {
+        let p = self.ptr(slot);
         let s = &mut self.slots[slot as usize];
-        let Some(p) = s.ptr else { panic!("object slot {slot} is free") };
         let id = s.id;
-        *s = Slot { ptr: None, id: self.free_slot };
+        *s = Slot { ptr: std::ptr::without_provenance_mut(self.free_slot as usize), id: FREE };
         self.free_slot = slot;
         self.live -= 1;
         // SAFETY: the slot held `p`, so the object is live (the slot is now
@@ -1078,7 +1089,7 @@ impl<A: Allocator> Drop for Objects<A> {
         // matter, so children are dropped without counting.
         let mut sink = Vec::new();
         for slot in 0..self.slots.len() as u32 {
-            if { self.slots[slot as usize].ptr }.is_some() {
+            if self.slots[slot as usize].id != FREE {
                 self.free(slot, &mut sink);
                 sink.clear();
                 self.drop_pending();
@@ -1131,22 +1142,27 @@ mod tests {
     }
 
     #[test]
-    fn a_free_slot_refuses_a_handle_whose_id_equals_its_free_link() {
-        // A free slot's `id` field holds the next free slot; the handle of
-        // the freed object must still be refused even when they coincide.
+    fn a_free_slot_has_id_zero_and_keeps_its_free_link_in_the_address() {
+        // A free slot's id is FREE (0), which no handle has; its `ptr`
+        // field holds the next free slot. Handles of freed objects are
+        // refused even when a link equals their id.
         let mut o = objects();
         let a = o.new_record(0, 0, NO_SLOT).unwrap(); // id 1, slot 0
         let b = o.new_record(0, 0, NO_SLOT).unwrap(); // id 2, slot 1
         let mut kids = Vec::new();
         o.free(b.slot, &mut kids); // free list: 1
         o.free(a.slot, &mut kids); // free list: 0 -> 1; slot 0's link is 1 == a.id
-        assert_eq!({ o.slots[a.slot as usize].id }, a.id);
+        assert_eq!(({ o.slots[a.slot as usize].id }, { o.slots[a.slot as usize].ptr }.addr()), (FREE, 1));
         assert!(!o.is_live(a));
         assert!(!o.is_live(b));
-        // Nor does a nonzero id field make a free slot look occupied.
         assert!(!o.occupied(a.slot) && !o.occupied(b.slot));
+        // The free list is followed: slot 0, then slot 1, then a new slot.
         let c = o.new_record(0, 0, NO_SLOT).unwrap();
-        assert!(o.occupied(c.slot));
+        let d = o.new_record(0, 0, NO_SLOT).unwrap();
+        let e = o.new_record(0, 0, NO_SLOT).unwrap();
+        assert_eq!((c.slot, d.slot, e.slot), (0, 1, 2));
+        assert_eq!((c.id, d.id, e.id), (3, 4, 5));
+        assert!(o.occupied(c.slot) && o.is_live(c) && !o.is_live(a));
         assert!(!o.occupied(99), "past the table");
     }
 
