@@ -140,6 +140,12 @@ pub struct GcState {
     collected: [u64; 3],
     examined: [u64; 3],
     time_us: [u64; 3],
+    /// Objects move_unreachable put on the unreachable list and then
+    /// brought back (reachable after all), since start.
+    round_trips: u64,
+    /// Per generation: walk its list backwards in move_unreachable (see
+    /// `collect`).
+    reversed: [bool; 3],
     /// When set, each collection is recorded here (`--gc-log`).
     pub(crate) log: Option<Vec<GcLogEntry>>,
 }
@@ -169,6 +175,8 @@ impl Default for GcState {
             collected: [0; 3],
             examined: [0; 3],
             time_us: [0; 3],
+            round_trips: 0,
+            reversed: [false; 3],
             log: None,
         };
         // Derived from the settings above, never written on its own.
@@ -346,6 +354,26 @@ impl<A: Allocator> Heap<A> {
                 },
             );
         }
+        // Direction. move_unreachable (below) walks the list in order; an
+        // object met before anything reachable refers to it goes to the
+        // unreachable list for now and comes back (to the young tail, to be
+        // walked again) when a reference to it turns up. When references
+        // point back along the list (new objects referring to older ones,
+        // as in a chain built by prepending), nearly every object makes
+        // that round trip (CPython pays it: its lists, too, are in
+        // allocation order); walked the other way round, each is met after
+        // the object that holds it and none does. So each generation
+        // remembers a direction, and turns round after a collection in
+        // which more than half the objects examined made the round trip.
+        // The set found unreachable is the same either way, and the
+        // survivors are put back in their order afterwards (step 4), so
+        // the lists stay in allocation order. Deterministic: the choice
+        // depends only on the program's past.
+        let reversed = self.gc.reversed[gen];
+        let trips_before = self.gc.round_trips;
+        if reversed {
+            self.reverse_young(gen);
+        }
         // 3. move_unreachable. The young list is walked singly (its prev
         // links hold gc_refs); objects with gc_refs 0 move to the
         // unreachable list (valid prev links); a reachable object is
@@ -423,6 +451,12 @@ impl<A: Allocator> Heap<A> {
         self.gc_kids = kids;
         // 4. Survivors move up a generation.
         self.gc.lists[gen].tail = prev;
+        if reversed {
+            self.reverse_survivors(gen);
+        }
+        if (self.gc.round_trips - trips_before) * 2 > examined {
+            self.gc.reversed[gen] = !reversed;
+        }
         if gen < 2 {
             if gen == 1 {
                 self.gc.counters.long_lived_pending += survivors;
@@ -453,6 +487,39 @@ impl<A: Allocator> Heap<A> {
         n
     }
 
+    /// Reverses list `gen` during a collection, between the first walk and
+    /// move_unreachable: only the next links are in use then (the prev
+    /// links hold `gc_refs`), and move_unreachable rebuilds the prev links
+    /// as it goes.
+    fn reverse_young(&mut self, gen: usize) {
+        let list = self.gc.lists[gen];
+        let (mut prev, mut s) = (NO_SLOT, list.head);
+        while s != NO_SLOT {
+            let h = self.objs.hdr_mut(s);
+            let next = h.gc_next;
+            h.gc_next = prev;
+            prev = s;
+            s = next;
+        }
+        self.gc.lists[gen].head = list.tail;
+        self.gc.lists[gen].tail = list.head;
+    }
+
+    /// Reverses list `gen` (doubly linked again) after move_unreachable
+    /// walked it reversed: its survivors regain their order.
+    fn reverse_survivors(&mut self, gen: usize) {
+        let list = self.gc.lists[gen];
+        let mut s = list.head;
+        while s != NO_SLOT {
+            let h = self.objs.hdr_mut(s);
+            let next = h.gc_next;
+            (h.gc_next, h.gc_prev) = (h.gc_prev, next);
+            s = next;
+        }
+        self.gc.lists[gen].head = list.tail;
+        self.gc.lists[gen].tail = list.head;
+    }
+
     /// During move_unreachable: a reachable object refers to `c`.
     fn visit_reachable(&mut self, gen: usize, c: u32) {
         let h = self.objs.hdr(c);
@@ -460,6 +527,7 @@ impl<A: Allocator> Heap<A> {
             return; // not in the young set
         }
         if h.flag(F_UNREACH) {
+            self.gc.round_trips += 1;
             self.list_unlink(UNREACH, c);
             self.objs.hdr_mut(c).set_flag(F_UNREACH, false);
             // Append to young's tail; its prev link holds gc_refs.
@@ -634,6 +702,75 @@ mod tests {
         assert_eq!(h.collect(2, 0), 1);
         assert_eq!(h.object_stats().alive, 0);
         h.verify([]).unwrap();
+    }
+
+    /// Slots of list `g` in list order.
+    fn list_slots(h: &Heap<PoolAllocator>, g: usize) -> Vec<u32> {
+        let mut v = Vec::new();
+        let mut s = h.gc.lists[g].head;
+        while s != NO_SLOT {
+            v.push(s);
+            s = h.objs.hdr(s).gc_next;
+        }
+        v
+    }
+
+    #[test]
+    fn a_generation_turns_round_when_its_references_point_back() {
+        // A chain whose new nodes refer to older ones (built by prepending:
+        // every reference points back along the list) and one whose old
+        // nodes refer to newer ones (built by appending), each held at one
+        // end only. Walking the list in order, CPython's move_unreachable
+        // sends every node of the first kind to the unreachable list and
+        // back; after one such collection generation 0 walks the other way
+        // round, and then nothing makes the trip. Survivors keep their
+        // order either way.
+        for prepend in [true, false] {
+            let mut h = heap();
+            let first = h.new_record(1, 0).unwrap();
+            let mut last = first;
+            let mut grow = |h: &mut Heap<PoolAllocator>, n: usize| {
+                for _ in 0..n {
+                    let x = h.new_record(1, 0).unwrap();
+                    if prepend {
+                        h.store(x, Value::Int(0), last, 0).unwrap();
+                    } else {
+                        h.store(last, Value::Int(0), x, 0).unwrap();
+                    }
+                    if last != first {
+                        h.release(last, 0).unwrap();
+                    }
+                    last = x;
+                }
+                // A garbage cycle among them.
+                let a = h.new_record(1, 0).unwrap();
+                let b = h.new_record(1, 0).unwrap();
+                h.store(a, Value::Int(0), b, 0).unwrap();
+                h.store(b, Value::Int(0), a, 0).unwrap();
+                h.release(a, 0).unwrap();
+                h.release(b, 0).unwrap();
+            };
+            grow(&mut h, 999);
+            assert_eq!(h.collect(0, 0), 2);
+            assert_eq!(h.gc.round_trips, if prepend { 998 } else { 0 }, "prepend: {prepend}");
+            assert_eq!(h.gc.reversed, [prepend, false, false]);
+            // Generation 0 again, now walked in the direction that suits.
+            grow(&mut h, 1000);
+            let order = list_slots(&h, 0);
+            let trips = h.gc.round_trips;
+            assert_eq!(h.collect(0, 0), 2);
+            assert_eq!(h.gc.round_trips, trips, "prepend: {prepend}");
+            let kept: Vec<u32> = order.iter().copied().filter(|&s| h.objs.occupied(s)).collect();
+            assert_eq!(list_slots(&h, 1)[1000..], kept[..], "survivors keep their order (prepend: {prepend})");
+            assert_eq!(h.gc.reversed, [prepend, false, false], "no reason to turn back");
+            let (root, other) = if prepend { (last, first) } else { (first, last) };
+            h.release(other, 0).unwrap();
+            h.verify([root]).unwrap();
+            assert_eq!(h.collect(2, 0), 0);
+            h.release(root, 0).unwrap();
+            assert_eq!(h.collect(2, 0), 0, "freed by refcounting");
+            h.verify([]).unwrap();
+        }
     }
 
     #[test]
