@@ -750,18 +750,21 @@ mod tests {
                 h.release(a, 0).unwrap();
                 h.release(b, 0).unwrap();
             };
-            grow(&mut h, 999);
+            // Small under Miri, which runs this some thousand times slower.
+            let n = if cfg!(miri) { 40 } else { 999 };
+            grow(&mut h, n);
             assert_eq!(h.collect(0, 0), 2);
-            assert_eq!(h.gc.round_trips, if prepend { 998 } else { 0 }, "prepend: {prepend}");
+            // All but the two ends, which registers hold.
+            assert_eq!(h.gc.round_trips, if prepend { n as u64 - 1 } else { 0 }, "prepend: {prepend}");
             assert_eq!(h.gc.reversed, [prepend, false, false]);
             // Generation 0 again, now walked in the direction that suits.
-            grow(&mut h, 1000);
+            grow(&mut h, n + 1);
             let order = list_slots(&h, 0);
             let trips = h.gc.round_trips;
             assert_eq!(h.collect(0, 0), 2);
             assert_eq!(h.gc.round_trips, trips, "prepend: {prepend}");
             let kept: Vec<u32> = order.iter().copied().filter(|&s| h.objs.occupied(s)).collect();
-            assert_eq!(list_slots(&h, 1)[1000..], kept[..], "survivors keep their order (prepend: {prepend})");
+            assert_eq!(list_slots(&h, 1)[n + 1..], kept[..], "survivors keep their order (prepend: {prepend})");
             assert_eq!(h.gc.reversed, [prepend, false, false], "no reason to turn back");
             let (root, other) = if prepend { (last, first) } else { (first, last) };
             h.release(other, 0).unwrap();
