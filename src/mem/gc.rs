@@ -329,31 +329,16 @@ impl<A: Allocator> Heap<A> {
         // object takes one off. An object is young if its generation is at
         // most `gen` (untracked objects have generation 3). One pass over
         // the headers instead of CPython's two.
-        let g = gen as u8;
-        let mut s = self.gc.lists[gen].head;
-        let mut kids = std::mem::take(&mut self.gc_kids);
-        while s != NO_SLOT {
-            // One look-up per object: its own header, then its referents.
-            s = self.objs.inspect(
-                s,
-                |h| {
-                    if !h.flag(F_MARK) {
-                        h.gc_prev = h.rc;
-                        h.set_flag(F_MARK, true);
-                    }
-                    (h.gc_next, true)
-                },
-                |c, _| {
-                    if c.gen() <= g {
-                        if !c.flag(F_MARK) {
-                            c.gc_prev = c.rc;
-                            c.set_flag(F_MARK, true);
-                        }
-                        c.gc_prev = c.gc_prev.saturating_sub(1);
-                    }
-                },
-            );
+        //
+        // When move_unreachable is to walk the list backwards (see
+        // "Direction" below), this walk also reverses its next links.
+        let reversed = self.gc.reversed[gen];
+        if reversed {
+            self.update_and_subtract::<true>(gen);
+        } else {
+            self.update_and_subtract::<false>(gen);
         }
+        let mut kids = std::mem::take(&mut self.gc_kids);
         // Direction. move_unreachable (below) walks the list in order; an
         // object met before anything reachable refers to it goes to the
         // unreachable list for now and comes back (to the young tail, to be
@@ -369,11 +354,7 @@ impl<A: Allocator> Heap<A> {
         // survivors are put back in their order afterwards (step 4), so
         // the lists stay in allocation order. Deterministic: the choice
         // depends only on the program's past.
-        let reversed = self.gc.reversed[gen];
         let trips_before = self.gc.round_trips;
-        if reversed {
-            self.reverse_young(gen);
-        }
         // 3. move_unreachable. The young list is walked singly (its prev
         // links hold gc_refs); objects with gc_refs 0 move to the
         // unreachable list (valid prev links); a reachable object is
@@ -487,22 +468,50 @@ impl<A: Allocator> Heap<A> {
         n
     }
 
-    /// Reverses list `gen` during a collection, between the first walk and
-    /// move_unreachable: only the next links are in use then (the prev
-    /// links hold `gc_refs`), and move_unreachable rebuilds the prev links
-    /// as it goes.
-    fn reverse_young(&mut self, gen: usize) {
+    /// Steps 1-2 of `collect` (update_refs and subtract_refs in one walk);
+    /// with `REV`, the walk also reverses list `gen`'s next links for a
+    /// backward move_unreachable. Only the next links are in use after it
+    /// (the prev links hold `gc_refs`); move_unreachable rebuilds the prev
+    /// links as it goes.
+    /// Out of line: inlined twice into `collect`, the two copies cost
+    /// move_unreachable registers (+5 instructions per object).
+    #[inline(never)]
+    fn update_and_subtract<const REV: bool>(&mut self, gen: usize) {
+        let g = gen as u8;
         let list = self.gc.lists[gen];
-        let (mut prev, mut s) = (NO_SLOT, list.head);
+        let (mut s, mut behind) = (list.head, NO_SLOT);
         while s != NO_SLOT {
-            let h = self.objs.hdr_mut(s);
-            let next = h.gc_next;
-            h.gc_next = prev;
-            prev = s;
-            s = next;
+            let cur = s;
+            // One look-up per object: its own header, then its referents.
+            s = self.objs.inspect(
+                s,
+                |h| {
+                    if !h.flag(F_MARK) {
+                        h.gc_prev = h.rc;
+                        h.set_flag(F_MARK, true);
+                    }
+                    let next = h.gc_next;
+                    if REV {
+                        h.gc_next = behind;
+                    }
+                    (next, true)
+                },
+                |c, _| {
+                    if c.gen() <= g {
+                        if !c.flag(F_MARK) {
+                            c.gc_prev = c.rc;
+                            c.set_flag(F_MARK, true);
+                        }
+                        c.gc_prev = c.gc_prev.saturating_sub(1);
+                    }
+                },
+            );
+            behind = cur;
         }
-        self.gc.lists[gen].head = list.tail;
-        self.gc.lists[gen].tail = list.head;
+        if REV {
+            self.gc.lists[gen].head = list.tail;
+            self.gc.lists[gen].tail = list.head;
+        }
     }
 
     /// Reverses list `gen` (doubly linked again) after move_unreachable
