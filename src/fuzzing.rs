@@ -453,6 +453,8 @@ pub fn check_gc_oracle(u: &mut Unstructured) -> std::result::Result<(), String> 
     let before: std::collections::HashSet<u32> = heap.live_objects().iter().map(|o| o.0).collect();
     let unreachable_containers =
         heap.live_objects().iter().filter(|o| !marked.contains(&o.0) && o.1.is_container()).count() as u64;
+    // Either direction of move_unreachable (see `Heap::collect`).
+    heap.gc_set_direction(2, u.arbitrary().map_err(|e| e.to_string())?);
     let found = heap.collect(2, 0);
     let after: std::collections::HashSet<u32> = heap.live_objects().iter().map(|o| o.0).collect();
     if after != marked {

@@ -590,6 +590,14 @@ impl<A: Allocator> Heap<A> {
         }
     }
 
+    /// Sets the direction generation `gen`'s next move_unreachable walks
+    /// (see `collect`), so that tests and the collector's fuzz oracle
+    /// reach the backward walk without first building a shape that
+    /// teaches it.
+    pub(crate) fn gc_set_direction(&mut self, gen: usize, reversed: bool) {
+        self.gc.reversed[gen] = reversed;
+    }
+
     /// Enables or disables automatic collection (`gcenable`/`gcdisable`).
     pub fn gc_set_enabled(&mut self, on: bool) {
         self.gc.enabled = on;
