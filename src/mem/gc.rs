@@ -330,15 +330,6 @@ impl<A: Allocator> Heap<A> {
         // most `gen` (untracked objects have generation 3). One pass over
         // the headers instead of CPython's two.
         //
-        // When move_unreachable is to walk the list backwards (see
-        // "Direction" below), this walk also reverses its next links.
-        let reversed = self.gc.reversed[gen];
-        if reversed {
-            self.update_and_subtract::<true>(gen);
-        } else {
-            self.update_and_subtract::<false>(gen);
-        }
-        let mut kids = std::mem::take(&mut self.gc_kids);
         // Direction. move_unreachable (below) walks the list in order; an
         // object met before anything reachable refers to it goes to the
         // unreachable list for now and comes back (to the young tail, to be
@@ -353,7 +344,15 @@ impl<A: Allocator> Heap<A> {
         // The set found unreachable is the same either way, and the
         // survivors are put back in their order afterwards (step 4), so
         // the lists stay in allocation order. Deterministic: the choice
-        // depends only on the program's past.
+        // depends only on the program's past. For a backward walk the first
+        // walk also reverses the list's next links.
+        let reversed = self.gc.reversed[gen];
+        if reversed {
+            self.update_and_subtract::<true>(gen);
+        } else {
+            self.update_and_subtract::<false>(gen);
+        }
+        let mut kids = std::mem::take(&mut self.gc_kids);
         let trips_before = self.gc.round_trips;
         // 3. move_unreachable. The young list is walked singly (its prev
         // links hold gc_refs); objects with gc_refs 0 move to the
@@ -473,6 +472,7 @@ impl<A: Allocator> Heap<A> {
     /// backward move_unreachable. Only the next links are in use after it
     /// (the prev links hold `gc_refs`); move_unreachable rebuilds the prev
     /// links as it goes.
+    ///
     /// Out of line: inlined twice into `collect`, the two copies cost
     /// move_unreachable registers (+5 instructions per object).
     #[inline(never)]

@@ -925,10 +925,7 @@ impl<A: Allocator> Objects<A> {
     /// Does `h` refer to a live object outside the unreachable set?
     #[inline(always)]
     fn outside_garbage(&self, h: Handle) -> bool {
-        let Some(s) = self.slots.get(h.slot as usize) else { return false };
-        // SAFETY: matching ids (a handle's is never FREE) mean a live slot,
-        // whose pointer is its block, which starts with its header.
-        s.id == h.id && !unsafe { &*{ s.ptr } }.flag(F_UNREACH)
+        self.is_live(h) && !self.hdr(h.slot).flag(F_UNREACH)
     }
 
     #[inline(always)]
