@@ -450,13 +450,7 @@ impl<'p, A: Allocator> Vm<'p, A> {
             // yields `Trap`. A cold branch that stays in the loop: were it
             // an exit, the compiler would rotate the loop and make this
             // check a latch block every handler jumps through.
-            let ins: &Instr = match code.get(pc) {
-                Some(ins) => ins,
-                None => {
-                    std::hint::cold_path();
-                    &Instr::Trap {}
-                }
-            };
+            let ins: &Instr = code.get(pc).unwrap_or(&Instr::Trap {});
             pc += 1;
             if SLOW {
                 if fuel <= 0 {
@@ -1081,31 +1075,33 @@ impl<'p, A: Allocator> Vm<'p, A> {
                 // an int, overflow, rY holding a reference) runs the `add`
                 // alone and lets the `lt` and `jnz`, still in place after
                 // it, execute normally.
-                Instr::IncLtJnz { d: x, y, back, lim } => 'fast: {
-                    // Below the (i32) limit, adding 1 cannot overflow. With
-                    // rY already an int (from the previous round), only
-                    // payloads change.
+                Instr::IncLtJnz { d: x, y, back, last } => 'fast: {
+                    // One compare decides the usual round: below LIM - 1,
+                    // adding 1 cannot overflow and the `lt` holds. With rY
+                    // already an int (from the previous round), only
+                    // payloads change (`fuse` makes sure rY is not rX).
                     if let Value::Int(xv) = regs[x as usize] {
-                        if xv < lim as i64 {
-                            if let Value::Int(_) = regs[y as usize] {
-                                let nx = xv + 1;
-                                // Payloads only (`fuse` makes sure rY is
-                                // not rX).
+                        if let Value::Int(_) = regs[y as usize] {
+                            let last = last as i64;
+                            if xv < last {
                                 if let Value::Int(p) = &mut regs[x as usize] {
-                                    *p = nx;
+                                    *p = xv + 1;
                                 }
-                                // A branch, not a select: the taken side is
-                                // predictable, and a select would make the
-                                // next fetch wait for the compare. Each side
-                                // knows the `lt`'s result.
-                                let Value::Int(py) = &mut regs[y as usize] else { unreachable!() };
-                                if nx < lim as i64 {
+                                if let Value::Int(py) = &mut regs[y as usize] {
                                     *py = 1;
-                                    jump!(pc + 2, pc - 1 - back as usize);
-                                } else {
-                                    *py = 0;
-                                    pc = loop_exit(pc);
                                 }
+                                jump!(pc + 2, pc - 1 - back as usize);
+                                break 'fast;
+                            }
+                            // The last round: rX passes LAST, the `lt` fails.
+                            if xv == last {
+                                if let Value::Int(p) = &mut regs[x as usize] {
+                                    *p = last + 1;
+                                }
+                                if let Value::Int(py) = &mut regs[y as usize] {
+                                    *py = 0;
+                                }
+                                pc = loop_exit(pc);
                                 break 'fast;
                             }
                         }
@@ -1208,8 +1204,9 @@ fn flatten(funcs: impl Iterator<Item = Vec<Instr>>) -> Vec<Instr> {
 ///   result, the target within a signed byte, becomes `LtRRJ` ... `NeRIJ`;
 /// - the counted-loop tail `add rX, rX, 1; lt rY, rX, L; jnz rY, T`
 ///   (Lua's `FORLOOP`), with Y not X, L an inline immediate and T at most 255
-///   instructions back, becomes `IncLtJnz` at the `add`, carrying Y, L and
-///   the distance to T.
+///   instructions back, becomes `IncLtJnz` at the `add`, carrying Y, L - 1
+///   (the last value of X that goes round; one compare decides the usual
+///   round) and the distance to T.
 ///
 /// The replaced instructions stay in place after the fused one, so jumps
 /// into the middle still land on real instructions. Instruction counts,
@@ -1275,8 +1272,8 @@ pub(crate) fn fuse(code: &[Instr], prog: &Program) -> Vec<Instr> {
     for (pc, w) in code.windows(3).enumerate() {
         if let [Instr::AddRI { d, a, i: 1 }, Instr::LtRI { d: y, a: x, i: lim }, Instr::Jnz { s, t }] = *w {
             if d == a && x == d && s == y && y != d && (t as usize) <= pc {
-                if let Ok(back) = u8::try_from(pc - t as usize) {
-                    out[pc] = Instr::IncLtJnz { d, y, back, lim };
+                if let (Ok(back), Some(last)) = (u8::try_from(pc - t as usize), lim.checked_sub(1)) {
+                    out[pc] = Instr::IncLtJnz { d, y, back, last };
                 }
             }
         }
@@ -1423,6 +1420,11 @@ mod tests {
             "li r0, 9223372036854775806\ntop: add r0, r0, 1\nlt r2, r0, 3\njnz r2, top\nprint r0",
             "li r0, 0\njmp mid\ntop: add r0, r0, 1\nmid: lt r2, r0, 5\njnz r2, top\nprint r0",
             "li r0, 0\ntop: add r0, r0, 1\nlt r2, r0, 1000000\njnz r2, top\nprint r0",
+            // Entered at the last round, or already past the limit.
+            "li r0, 2\nli r2, 7\ntop: add r0, r0, 1\nlt r2, r0, 3\njnz r2, top\nprint r0, r2",
+            "li r0, 50\nli r2, 7\ntop: add r0, r0, 1\nlt r2, r0, 3\njnz r2, top\nprint r0, r2",
+            "li r0, -9\ntop: add r0, r0, 1\nlt r2, r0, -2\njnz r2, top\nprint r0, r2",
+            "li r0, 2147483640\ntop: add r0, r0, 1\nlt r2, r0, 2147483647\njnz r2, top\nprint r0, r2",
         ];
         // The farthest target that fuses: 255 instructions back.
         let farthest =
@@ -1443,6 +1445,8 @@ mod tests {
             "li r0, 0\nadd r0, r0, 1\nlt r2, r0, 9\njnz r2, end\nend: print r0",
             far.as_str(),
             "li r0, 0\ntop: add r0, r0, 1\nlt r2, r0, 10000000000\njnz r2, top",
+            // The fused form carries LIM - 1, which must fit too.
+            "li r0, 0\ntop: add r0, r0, 1\nlt r2, r0, -2147483648\njnz r2, top\nprint r0",
             "top: add r0, r1, 1\nlt r2, r0, 1\njnz r2, top",
         ] {
             let loaded = crate::load("t.asm", text.as_bytes()).unwrap();
