@@ -450,7 +450,13 @@ impl<'p, A: Allocator> Vm<'p, A> {
             // yields `Trap`. A cold branch that stays in the loop: were it
             // an exit, the compiler would rotate the loop and make this
             // check a latch block every handler jumps through.
-            let ins: &Instr = code.get(pc).unwrap_or(&Instr::Trap {});
+            let ins: &Instr = match code.get(pc) {
+                Some(ins) => ins,
+                None => {
+                    std::hint::cold_path();
+                    &Instr::Trap {}
+                }
+            };
             pc += 1;
             if SLOW {
                 if fuel <= 0 {
@@ -990,7 +996,9 @@ impl<'p, A: Allocator> Vm<'p, A> {
                     // The common store (an atom into an empty slot) reads
                     // the registers in place; anything else takes the
                     // general path.
-                    if !self.heap.store_atom(&regs[o as usize], i as i64, &regs[s as usize]) {
+                    if !self.heap.store_atom(&regs[o as usize], i as i64, &regs[s as usize])
+                        && !self.heap.store_ref(&regs[o as usize], i as i64, &regs[s as usize])
+                    {
                         tri!(self.heap.store_general(regs[o as usize], Value::Int(i as i64), regs[s as usize], site!()))
                     }
                 }
