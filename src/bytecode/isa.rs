@@ -229,7 +229,7 @@ macro_rules! for_each_op {
             SubICall = 0xe1, "(fused)" { x: D, a: R, i: G, d: D, f: F } "internal: `sub rX, rA, I` (I a signed byte) and the `call rD, FUNC, rX` after it";
             Call1 = 0xee, "(fused)" { d: D, f: F, a: R } "internal: `call rD, FUNC, rA` with its one argument inline";
             Call2 = 0xef, "(fused)" { d: D, f: F, a: R, b: R } "internal: `call rD, FUNC, rA, rB` with its two arguments inline";
-            IncLtJnz = 0xf0, "(fused)" { d: D, y: R, back: G, last: I } "internal: `add rD, rD, 1; lt rY, rD, LAST + 1; jnz rY, T` in one dispatch, T being BACK instructions before it";
+            IncLtJnz = 0xf0, "(fused)" { d: D, y: R, span: G, last: I } "internal: `add rD, rD, 1; lt rY, rD, LAST + 1; jnz rY, T` in one dispatch, T being SPAN - 3 instructions before it (SPAN: the instructions of one round)";
             Trap = 0xff, "(trap)" { } "internal: what the VM fetches past the end of the code (never, for verified code): an error, not a panic";
         }
     };

@@ -1083,7 +1083,7 @@ impl<'p, A: Allocator> Vm<'p, A> {
                 // an int, overflow, rY holding a reference) runs the `add`
                 // alone and lets the `lt` and `jnz`, still in place after
                 // it, execute normally.
-                Instr::IncLtJnz { d: x, y, back, last } => 'fast: {
+                Instr::IncLtJnz { d: x, y, span, last } => 'fast: {
                     // One compare decides the usual round: below LIM - 1,
                     // adding 1 cannot overflow and the `lt` holds. With rY
                     // already an int (from the previous round), only
@@ -1098,7 +1098,7 @@ impl<'p, A: Allocator> Vm<'p, A> {
                                 if let Value::Int(py) = &mut regs[y as usize] {
                                     *py = 1;
                                 }
-                                jump!(pc + 2, pc - 1 - back as usize);
+                                jump!(pc + 2, pc + 2 - span as usize);
                                 break 'fast;
                             }
                             // The last round: rX passes LAST, the `lt` fails.
@@ -1211,10 +1211,11 @@ fn flatten(funcs: impl Iterator<Item = Vec<Instr>>) -> Vec<Instr> {
 /// - a compare (RR, or RI with IMM in 16 bits) before a `jz`/`jnz` on its
 ///   result, the target within a signed byte, becomes `LtRRJ` ... `NeRIJ`;
 /// - the counted-loop tail `add rX, rX, 1; lt rY, rX, L; jnz rY, T`
-///   (Lua's `FORLOOP`), with Y not X, L an inline immediate and T at most 255
+///   (Lua's `FORLOOP`), with Y not X, L an inline immediate and T at most 252
 ///   instructions back, becomes `IncLtJnz` at the `add`, carrying Y, L - 1
 ///   (the last value of X that goes round; one compare decides the usual
-///   round) and the distance to T.
+///   round) and the round's length in instructions (T's distance + 3: the
+///   taken branch's fuel and target each cost one subtraction).
 ///
 /// The replaced instructions stay in place after the fused one, so jumps
 /// into the middle still land on real instructions. Instruction counts,
@@ -1280,8 +1281,8 @@ pub(crate) fn fuse(code: &[Instr], prog: &Program) -> Vec<Instr> {
     for (pc, w) in code.windows(3).enumerate() {
         if let [Instr::AddRI { d, a, i: 1 }, Instr::LtRI { d: y, a: x, i: lim }, Instr::Jnz { s, t }] = *w {
             if d == a && x == d && s == y && y != d && (t as usize) <= pc {
-                if let (Ok(back), Some(last)) = (u8::try_from(pc - t as usize), lim.checked_sub(1)) {
-                    out[pc] = Instr::IncLtJnz { d, y, back, last };
+                if let (Ok(span), Some(last)) = (u8::try_from(pc + 3 - t as usize), lim.checked_sub(1)) {
+                    out[pc] = Instr::IncLtJnz { d, y, span, last };
                 }
             }
         }
@@ -1434,9 +1435,9 @@ mod tests {
             "li r0, -9\ntop: add r0, r0, 1\nlt r2, r0, -2\njnz r2, top\nprint r0, r2",
             "li r0, 2147483640\ntop: add r0, r0, 1\nlt r2, r0, 2147483647\njnz r2, top\nprint r0, r2",
         ];
-        // The farthest target that fuses: 255 instructions back.
+        // The farthest target that fuses: 252 instructions back.
         let farthest =
-            format!("li r0, 0\ntop: {}add r0, r0, 1\nlt r2, r0, 3\njnz r2, top\nprint r0", "li r1, 1\n".repeat(255));
+            format!("li r0, 0\ntop: {}add r0, r0, 1\nlt r2, r0, 3\njnz r2, top\nprint r0", "li r1, 1\n".repeat(252));
         for text in cases.iter().copied().chain([farthest.as_str()]) {
             let loaded = crate::load("t.asm", text.as_bytes()).unwrap();
             let fused = fuse(&loaded.program.funcs[loaded.program.main as usize].code, &loaded.program);
@@ -1446,7 +1447,7 @@ mod tests {
         // A wide limit, a step other than 1, the flag in the counter's
         // register, a forward or distant target or a different register
         // breaks the pattern.
-        let far = format!("li r0, 0\ntop: {}add r0, r0, 1\nlt r2, r0, 9\njnz r2, top", "li r1, 1\n".repeat(256));
+        let far = format!("li r0, 0\ntop: {}add r0, r0, 1\nlt r2, r0, 9\njnz r2, top", "li r1, 1\n".repeat(253));
         for text in [
             "li r0, 0\ntop: add r0, r0, 2\nlt r2, r0, 9\njnz r2, top",
             "li r0, 0\ntop: add r0, r0, 1\nlt r0, r0, 7\njnz r0, top\nprint r0",
