@@ -341,9 +341,9 @@ impl<A: Allocator> Heap<A> {
         // the object that holds it and none does. So each generation
         // remembers a direction, and turns round after a collection in
         // which more than half the objects examined made the round trip.
-        // The set found unreachable is the same either way, and the
-        // survivors are put back in their order afterwards (step 4), so
-        // the lists stay in allocation order. Deterministic: the choice
+        // The set found unreachable is the same either way, and a backward
+        // walk links the survivors in allocation order again as it finishes
+        // them, so the lists stay in allocation order. Deterministic: the choice
         // depends only on the program's past. For a backward walk the first
         // walk also reverses the list's next links.
         let reversed = self.gc.reversed[gen];
@@ -352,88 +352,15 @@ impl<A: Allocator> Heap<A> {
         } else {
             self.update_and_subtract::<false>(gen);
         }
-        let mut kids = std::mem::take(&mut self.gc_kids);
         let trips_before = self.gc.round_trips;
-        // 3. move_unreachable. The young list is walked singly (its prev
-        // links hold gc_refs); objects with gc_refs 0 move to the
-        // unreachable list (valid prev links); a reachable object is
-        // finished on the spot, as in CPython: its prev link is restored,
-        // its mark cleared (so later visits skip it) and its generation set,
-        // and its referents get gc_refs 1, moving back from unreachable to
-        // young's tail if needed, where this same walk reaches them.
+        // 3. move_unreachable (see there).
         let target = if gen < 2 { gen + 1 } else { 2 };
-        let mut prev = NO_SLOT;
-        let mut survivors = 0u64;
-        let mut s = self.gc.lists[gen].head;
-        while s != NO_SLOT {
-            // One look-up per object: a reachable one is finished in its
-            // header and its referents visited; an unreachable one gets its
-            // links for the unreachable list.
-            let unreach_tail = self.gc.lists[UNREACH].tail;
-            kids.clear();
-            let (next, reachable) = self.objs.inspect(
-                s,
-                |h| {
-                    let next = h.gc_next;
-                    if h.gc_prev > 0 {
-                        h.gc_prev = prev;
-                        h.set_flag(F_MARK, false);
-                        h.set_gen(target as u8);
-                        ((next, true), true)
-                    } else {
-                        h.set_flag(F_UNREACH, true);
-                        h.gc_prev = unreach_tail;
-                        h.gc_next = NO_SLOT;
-                        ((next, false), false)
-                    }
-                },
-                // visit_reachable: referents still being collected get
-                // gc_refs 1; those already on the unreachable list are
-                // moved back below.
-                |c, slot| {
-                    if c.flag(F_MARK) {
-                        if c.flag(F_UNREACH) {
-                            kids.push(slot);
-                        } else if c.gc_prev == 0 {
-                            c.gc_prev = 1;
-                        }
-                    }
-                },
-            );
-            if reachable {
-                survivors += 1;
-                prev = s;
-                if kids.is_empty() {
-                    s = next;
-                } else {
-                    for &c in &kids {
-                        self.visit_reachable(gen, c);
-                    }
-                    // Read next again: referents moved back were appended
-                    // at young's tail, possibly right after s.
-                    s = self.objs.hdr(s).gc_next;
-                }
-            } else {
-                // Unlink s from young (singly), append to unreachable.
-                if prev == NO_SLOT {
-                    self.gc.lists[gen].head = next;
-                } else {
-                    self.objs.hdr_mut(prev).gc_next = next;
-                }
-                if next == NO_SLOT {
-                    self.gc.lists[gen].tail = prev;
-                }
-                self.gc.lists[gen].len -= 1;
-                self.list_attach(UNREACH, s);
-                s = next;
-            }
-        }
-        self.gc_kids = kids;
+        let survivors = if reversed {
+            self.move_unreachable::<true>(gen, target)
+        } else {
+            self.move_unreachable::<false>(gen, target)
+        };
         // 4. Survivors move up a generation.
-        self.gc.lists[gen].tail = prev;
-        if reversed {
-            self.reverse_survivors(gen);
-        }
         if (self.gc.round_trips - trips_before) * 2 > examined {
             self.gc.reversed[gen] = !reversed;
         }
@@ -514,19 +441,136 @@ impl<A: Allocator> Heap<A> {
         }
     }
 
-    /// Reverses list `gen` (doubly linked again) after move_unreachable
-    /// walked it reversed: its survivors regain their order.
-    fn reverse_survivors(&mut self, gen: usize) {
-        let list = self.gc.lists[gen];
-        let mut s = list.head;
+    /// Step 3 of `collect` (move_unreachable) over list `gen`, as
+    /// `update_and_subtract::<REV>` left it; returns the number of
+    /// survivors, which are left as list `gen` in allocation order, their
+    /// generation set to `target`.
+    ///
+    /// The young list is walked singly (its prev links hold gc_refs);
+    /// objects with gc_refs 0 move to the unreachable list (valid prev
+    /// links); a reachable object is finished on the spot, as in CPython:
+    /// its links are set, its mark cleared (so later visits skip it) and
+    /// its generation set, and its referents get gc_refs 1, moving back
+    /// from unreachable to young's tail if needed, where this same walk
+    /// reaches them.
+    ///
+    /// Forward, a survivor keeps its next link and gets its prev link: the
+    /// list stays in walk order. Backward (`REV`, the list reversed by the
+    /// first walk), the survivors are linked in the opposite of walk order
+    /// as they are finished (each one's next link is the survivor finished
+    /// before it, whose prev link it becomes), which puts them back in
+    /// allocation order without a pass of its own. The walk's next link of
+    /// a survivor is then read before it is overwritten; it can change
+    /// only while the survivor is young's tail and its referents are moved
+    /// back after it.
+    #[inline(never)]
+    fn move_unreachable<const REV: bool>(&mut self, gen: usize, target: usize) -> u64 {
+        let mut kids = std::mem::take(&mut self.gc_kids);
+        // Forward: the last survivor (walk order). Backward: the survivor
+        // finished last, the head of the survivors' list so far.
+        let mut prev = NO_SLOT;
+        // Backward: the first survivor, the survivors' tail.
+        let mut first = NO_SLOT;
+        let mut survivors = 0u64;
+        let mut s = self.gc.lists[gen].head;
         while s != NO_SLOT {
-            let h = self.objs.hdr_mut(s);
-            let next = h.gc_next;
-            (h.gc_next, h.gc_prev) = (h.gc_prev, next);
-            s = next;
+            // One look-up per object: a reachable one is finished in its
+            // header and its referents visited; an unreachable one gets its
+            // links for the unreachable list.
+            let unreach_tail = self.gc.lists[UNREACH].tail;
+            kids.clear();
+            let (next, reachable) = self.objs.inspect(
+                s,
+                |h| {
+                    let next = h.gc_next;
+                    if h.gc_prev > 0 {
+                        if REV {
+                            h.gc_next = prev;
+                        } else {
+                            h.gc_prev = prev;
+                        }
+                        h.set_flag(F_MARK, false);
+                        h.set_gen(target as u8);
+                        ((next, true), true)
+                    } else {
+                        h.set_flag(F_UNREACH, true);
+                        h.gc_prev = unreach_tail;
+                        h.gc_next = NO_SLOT;
+                        ((next, false), false)
+                    }
+                },
+                // visit_reachable: referents still being collected get
+                // gc_refs 1; those already on the unreachable list are
+                // moved back below.
+                |c, slot| {
+                    if c.flag(F_MARK) {
+                        if c.flag(F_UNREACH) {
+                            kids.push(slot);
+                        } else if c.gc_prev == 0 {
+                            c.gc_prev = 1;
+                        }
+                    }
+                },
+            );
+            if reachable {
+                survivors += 1;
+                let mut next = next;
+                if !kids.is_empty() {
+                    for &c in &kids {
+                        self.visit_reachable(gen, c);
+                    }
+                    // Referents moved back were appended at young's tail,
+                    // right after s if s was the tail (had no next): read
+                    // next again (and backward, put the survivors' link
+                    // back).
+                    if next == NO_SLOT {
+                        let h = self.objs.hdr_mut(s);
+                        next = h.gc_next;
+                        if REV {
+                            h.gc_next = prev;
+                        }
+                    }
+                }
+                if REV {
+                    if prev == NO_SLOT {
+                        first = s;
+                    } else {
+                        self.objs.hdr_mut(prev).gc_prev = s;
+                    }
+                }
+                prev = s;
+                s = next;
+            } else {
+                // Forward: unlink s from young (singly). Backward, the
+                // survivors are a list of their own already. Then append
+                // to unreachable.
+                if !REV {
+                    if prev == NO_SLOT {
+                        self.gc.lists[gen].head = next;
+                    } else {
+                        self.objs.hdr_mut(prev).gc_next = next;
+                    }
+                }
+                if next == NO_SLOT {
+                    // The walk ends here: nothing is appended after this.
+                    self.gc.lists[gen].tail = if REV { NO_SLOT } else { prev };
+                }
+                self.gc.lists[gen].len -= 1;
+                self.list_attach(UNREACH, s);
+                s = next;
+            }
         }
-        self.gc.lists[gen].head = list.tail;
-        self.gc.lists[gen].tail = list.head;
+        if REV {
+            if prev != NO_SLOT {
+                self.objs.hdr_mut(prev).gc_prev = NO_SLOT;
+            }
+            self.gc.lists[gen].head = prev;
+            self.gc.lists[gen].tail = first;
+        } else {
+            self.gc.lists[gen].tail = prev;
+        }
+        self.gc_kids = kids;
+        survivors
     }
 
     /// During move_unreachable: a reachable object refers to `c`.
@@ -727,6 +771,7 @@ mod tests {
         let mut s = h.gc.lists[g].head;
         while s != NO_SLOT {
             v.push(s);
+            assert!(v.len() <= h.gc.lists[g].len as usize, "list {g} is longer than its count (a loop?)");
             s = h.objs.hdr(s).gc_next;
         }
         v
@@ -789,6 +834,53 @@ mod tests {
             assert_eq!(h.collect(2, 0), 0);
             h.release(root, 0).unwrap();
             assert_eq!(h.collect(2, 0), 0, "freed by refcounting");
+            h.verify([]).unwrap();
+        }
+    }
+
+    #[test]
+    fn objects_brought_back_behind_the_last_survivor_keep_the_list_whole() {
+        // Walked either way, the last object of generation 0 is held by a
+        // register and refers to every other one, each met earlier in the
+        // walk and sent to the unreachable list for want of a reference:
+        // they come back behind it (its next link changes while it is being
+        // finished), and the survivors must still form one doubly linked
+        // list: in walk order (the holder, then the others in the order it
+        // refers to them), or backward, its reverse.
+        for reversed in [false, true] {
+            let mut h = heap();
+            let k = 4;
+            let objs: Vec<Value> = (0..=k).map(|_| h.new_record(k as u16, 0).unwrap()).collect();
+            // Walked forward, the last is the newest; backward, the oldest.
+            let holder = if reversed { objs[0] } else { objs[k] };
+            for (i, &o) in objs.iter().filter(|&&o| o != holder).enumerate() {
+                h.store(holder, Value::Int(i as i64), o, 0).unwrap();
+                h.release(o, 0).unwrap();
+            }
+            let slot = |v: Value| match v {
+                Value::Ref(r) => r.slot,
+                _ => unreachable!(),
+            };
+            let mut order: Vec<u32> =
+                std::iter::once(holder).chain(objs.iter().copied().filter(|&o| o != holder)).map(slot).collect();
+            if reversed {
+                order.reverse();
+            }
+            h.gc_set_direction(0, reversed);
+            assert_eq!(h.collect(0, 0), 0);
+            assert_eq!(h.gc.round_trips, k as u64, "reversed: {reversed}");
+            assert_eq!(list_slots(&h, 1), order, "reversed: {reversed}");
+            // The prev links, from the tail back.
+            let mut back = Vec::new();
+            let mut s = h.gc.lists[1].tail;
+            while s != NO_SLOT && back.len() <= k {
+                back.push(s);
+                s = h.objs.hdr(s).gc_prev;
+            }
+            back.reverse();
+            assert_eq!(back, order, "reversed: {reversed}");
+            h.verify([holder]).unwrap();
+            h.release(holder, 0).unwrap();
             h.verify([]).unwrap();
         }
     }
