@@ -514,23 +514,7 @@ impl<A: Allocator> Heap<A> {
             );
             if reachable {
                 survivors += 1;
-                let mut next = next;
-                if !kids.is_empty() {
-                    for &c in &kids {
-                        self.visit_reachable(gen, c);
-                    }
-                    // Referents moved back were appended at young's tail,
-                    // right after s if s was the tail (had no next): read
-                    // next again (and backward, put the survivors' link
-                    // back).
-                    if next == NO_SLOT {
-                        let h = self.objs.hdr_mut(s);
-                        next = h.gc_next;
-                        if REV {
-                            h.gc_next = prev;
-                        }
-                    }
-                }
+                let next = if kids.is_empty() { next } else { self.bring_back::<REV>(gen, &kids, s, next, prev) };
                 if REV {
                     if prev == NO_SLOT {
                         first = s;
@@ -571,6 +555,29 @@ impl<A: Allocator> Heap<A> {
         }
         self.gc_kids = kids;
         survivors
+    }
+
+    /// During move_unreachable: survivor `s` (walk-order next `next`;
+    /// backward, survivors' link `prev`) refers to `kids`, which are on the
+    /// unreachable list: they go back to young's tail. Returns the walk's
+    /// next object. Out of line, so that the walk's usual path keeps its
+    /// registers.
+    #[inline(never)]
+    fn bring_back<const REV: bool>(&mut self, gen: usize, kids: &[u32], s: u32, next: u32, prev: u32) -> u32 {
+        for &c in kids {
+            self.visit_reachable(gen, c);
+        }
+        // Appended right after s if s was the tail (had no next): read next
+        // again (and backward, put the survivors' link back).
+        if next != NO_SLOT {
+            return next;
+        }
+        let h = self.objs.hdr_mut(s);
+        let next = h.gc_next;
+        if REV {
+            h.gc_next = prev;
+        }
+        next
     }
 
     /// During move_unreachable: a reachable object refers to `c`.
