@@ -180,6 +180,22 @@ impl<A: Allocator> Heap<A> {
         Ok(())
     }
 
+    /// The common release that frees nothing: when `h` is live and has
+    /// more than one count, takes one off and returns true; otherwise
+    /// changes nothing and returns false (then [`Heap::release`] does the
+    /// rest: the fault for a dangling handle, or the free).
+    #[inline(always)]
+    pub fn release_shared(&mut self, h: Handle) -> bool {
+        if self.objs.is_live(h) {
+            let hdr = self.objs.hdr_mut(h.slot);
+            if hdr.rc > 1 {
+                hdr.rc -= 1;
+                return true;
+            }
+        }
+        false
+    }
+
     /// Frees the object in `slot` (count already 0) and everything whose
     /// count drops to 0 as a result, with an explicit work list. Finishes
     /// even if a dangling child is met, then reports the first such fault.

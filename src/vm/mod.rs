@@ -833,7 +833,11 @@ impl<'p, A: Allocator> Vm<'p, A> {
                         set!(d, v)
                     }
                 },
-                Instr::Del { d } => set!(d, Value::Nil),
+                Instr::Del { d } => match regs[d as usize] {
+                    // Dropping one of several counts, inline: no call.
+                    Value::Ref(h) if self.heap.release_shared(h) => regs[d as usize] = Value::Nil,
+                    _ => set!(d, Value::Nil),
+                },
 
                 Instr::AddRR { d, a, b } => add!(d, a, reg b),
                 Instr::AddRI { d, a, i } => add!(d, a, imm i as i64),
