@@ -180,6 +180,21 @@ impl<A: Allocator> Heap<A> {
         Ok(())
     }
 
+    /// [`Heap::retain`] of a live handle whose count has room: one count
+    /// more, and true; otherwise nothing changes and false (then
+    /// `retain` gives the fault).
+    #[inline(always)]
+    pub fn retain_live(&mut self, h: Handle) -> bool {
+        if self.objs.is_live(h) {
+            let hdr = self.objs.hdr_mut(h.slot);
+            if let Some(rc) = hdr.rc.checked_add(1) {
+                hdr.rc = rc;
+                return true;
+            }
+        }
+        false
+    }
+
     /// The common release that frees nothing: when `h` is live and has
     /// more than one count, takes one off and returns true; otherwise
     /// changes nothing and returns false (then [`Heap::release`] does the

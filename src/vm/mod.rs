@@ -826,12 +826,19 @@ impl<'p, A: Allocator> Vm<'p, A> {
                 Instr::Mov { d, s } => match regs[s as usize] {
                     // By payload (see `Ret`).
                     Value::Int(i) => set_int!(d, i),
-                    v => {
-                        if let Value::Ref(_) = v {
+                    // A reference: one count more and the old value released,
+                    // both inline in the usual case (a live handle; an old
+                    // reference that keeps other counts).
+                    v @ Value::Ref(x) => {
+                        if !self.heap.retain_live(x) {
                             tri!(retain_ref(&mut self.heap, v));
                         }
-                        set!(d, v)
+                        match regs[d as usize] {
+                            Value::Ref(o) if self.heap.release_shared(o) => regs[d as usize] = v,
+                            _ => set!(d, v),
+                        }
                     }
+                    v => set!(d, v),
                 },
                 Instr::Del { d } => match regs[d as usize] {
                     // Dropping one of several counts, inline: no call.
