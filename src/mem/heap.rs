@@ -155,11 +155,10 @@ impl<A: Allocator> Heap<A> {
     #[inline(always)]
     pub fn retain(&mut self, v: Value) -> Result<(), Fault> {
         if let Value::Ref(h) = v {
-            self.check(h)?;
-            let hdr = self.objs.hdr_mut(h.slot);
-            match hdr.rc.checked_add(1) {
-                Some(rc) => hdr.rc = rc,
-                None => return Err(refcount_overflow()),
+            if !self.retain_live(h) {
+                // Dangling, or the count is full.
+                self.check(h)?;
+                return Err(refcount_overflow());
             }
         }
         Ok(())
@@ -561,8 +560,10 @@ impl<A: Allocator> Heap<A> {
         (!matches!(slot, Value::Ref(_))).then_some(slot)
     }
 
+    /// Every `store` that neither [`Heap::store_atom`] nor
+    /// [`Heap::store_ref`] took.
     #[inline(never)]
-    fn store_slow(&mut self, o: Value, k: Value, v: Value, site: Site) -> Result<(), Fault> {
+    pub(crate) fn store_slow(&mut self, o: Value, k: Value, v: Value, site: Site) -> Result<(), Fault> {
         let (h, kind) = self.container(o, "store into")?;
         let old = match kind {
             ObjKind::Record | ObjKind::List => {

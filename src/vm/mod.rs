@@ -1004,13 +1004,13 @@ impl<'p, A: Allocator> Vm<'p, A> {
                     tri!(self.heap.store(regs[o as usize], regs[k as usize], regs[s as usize], site!()))
                 }
                 Instr::StoreRI { o, i, s } => {
-                    // The common store (an atom into an empty slot) reads
-                    // the registers in place; anything else takes the
-                    // general path.
+                    // The common stores (an atom, or a reference, into an
+                    // empty slot) read the registers in place; anything
+                    // else takes the general path.
                     if !self.heap.store_atom(&regs[o as usize], i as i64, &regs[s as usize])
                         && !self.heap.store_ref(&regs[o as usize], i as i64, &regs[s as usize])
                     {
-                        tri!(self.heap.store_general(regs[o as usize], Value::Int(i as i64), regs[s as usize], site!()))
+                        tri!(self.heap.store_slow(regs[o as usize], Value::Int(i as i64), regs[s as usize], site!()))
                     }
                 }
                 Instr::StoreRW { o, w, s } => {
@@ -1095,8 +1095,8 @@ impl<'p, A: Allocator> Vm<'p, A> {
                 // alone and lets the `lt` and `jnz`, still in place after
                 // it, execute normally.
                 Instr::IncLtJnz { d: x, y, span, last } => 'fast: {
-                    // One compare decides the usual round: below LIM - 1,
-                    // adding 1 cannot overflow and the `lt` holds. With rY
+                    // One compare decides the usual round: below LAST
+                    // (L - 1), adding 1 cannot overflow and the `lt` holds. With rY
                     // already an int (from the previous round), only
                     // payloads change (`fuse` makes sure rY is not rX).
                     if let Value::Int(xv) = regs[x as usize] {
