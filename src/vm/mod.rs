@@ -414,6 +414,11 @@ impl<'p, A: Allocator> Vm<'p, A> {
                             // `refill` counted the stretch: from here on
                             // `used!()` reads 0.
                             self.stretch = slack + len - pc as i64;
+                            // Located at the instruction it stopped before
+                            // (`used!()` does not change: the mark moves
+                            // with the pc).
+                            pc += 1;
+                            slack += 1;
                             $fail
                         }
                         Err(None) => {
@@ -424,7 +429,12 @@ impl<'p, A: Allocator> Vm<'p, A> {
                 }
             };
         }
-        enter!(f => return Err(f));
+        // Stopped before the first instruction: the frame's saved pc is
+        // already the location (the macro's pc and slack updates are moot).
+        #[allow(unused_assignments)]
+        {
+            enter!(f => return Err(f));
+        }
 
         let fault: Fault = 'run: loop {
             if SLOW {
@@ -1607,6 +1617,29 @@ mod tests {
             assert!(!vm.was_interrupted());
             assert_eq!(vm.instructions(), steps);
         }
+    }
+
+    /// An interrupt raised by another thread while a loop spins stops the
+    /// run inside the loop, located at the instruction it stopped before
+    /// (not the one before a jump's target).
+    #[test]
+    fn an_interrupt_is_located_inside_the_loop() {
+        let text = "list r0\ncall r1, spin, r0\n.func spin 1\nli r1, 0\ntop: add r1, r1, 1\njmp top\n.end";
+        let loaded = crate::load("t.asm", text.as_bytes()).unwrap();
+        let flag = Arc::new(AtomicBool::new(false));
+        let mut vm = spin_vm(&loaded.program, None);
+        vm.set_interrupt(Arc::clone(&flag));
+        let raiser = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            flag.store(true, Ordering::Relaxed);
+        });
+        let err = vm.run(&mut Vec::new()).unwrap_err();
+        raiser.join().unwrap();
+        assert_eq!(err.message, "interrupted (Ctrl-C)");
+        assert_eq!(err.frames.len(), 2, "spin and main");
+        let line = err.frames[0].pos.line;
+        assert!(line == 5 || line == 6, "in the loop: line {line}");
+        assert_eq!(vm.heap().objects().live(), 0, "frames released");
     }
 
     /// The fast loop counts straight runs, not instructions, and hands the
