@@ -6,14 +6,14 @@ use clap::{Parser, Subcommand, ValueEnum};
 use rcvm::bytecode::disasm::disassemble;
 use rcvm::bytecode::Program;
 use rcvm::diag::render;
-use rcvm::mem::alloc::{Allocator, BumpAllocator, PoolAllocator, SystemAllocator};
+use rcvm::mem::alloc::{Allocator, BumpAllocator, PoolAllocator, Selected, SystemAllocator};
 use rcvm::mem::Heap;
 use rcvm::vm::{Limits, Vm};
 use rcvm::LoadError;
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 #[derive(Parser)]
@@ -241,21 +241,14 @@ fn main() -> ExitCode {
             };
             let max = args.max_heap.unwrap_or_else(default_max_heap);
             let huge = args.huge_pages == OnOff::On;
-            match args.alloc {
-                AllocKind::Pool => {
-                    run(&prog, src.as_deref(), &args, Heap::new(PoolAllocator::with_huge_pages(huge), max))
-                }
-                // One interpreter for both, through the vtable: they are for
-                // comparison, and a third copy of the interpreter would add
-                // its pages to every run's resident set.
-                AllocKind::System | AllocKind::Bump => {
-                    let a: Box<dyn Allocator> = match args.alloc {
-                        AllocKind::System => Box::new(SystemAllocator::new()),
-                        _ => Box::new(BumpAllocator::new()),
-                    };
-                    run(&prog, src.as_deref(), &args, Heap::new(a, max))
-                }
-            }
+            // One interpreter for all three (see `Selected`): a second
+            // copy would add its pages to every run's resident set.
+            let alloc = match args.alloc {
+                AllocKind::Pool => Selected::Pool(PoolAllocator::with_huge_pages(huge)),
+                AllocKind::System => Selected::Other(Box::new(SystemAllocator::new())),
+                AllocKind::Bump => Selected::Other(Box::new(BumpAllocator::new())),
+            };
+            run(&prog, src.as_deref(), &args, Heap::new(alloc, max))
         }
     }
 }
@@ -277,14 +270,13 @@ fn run<A: Allocator>(prog: &Program, src: Option<&str>, args: &RunArgs, mut heap
     }
     // Ctrl-C stops the program with a located runtime error (exit 130,
     // like CPython's KeyboardInterrupt); a second Ctrl-C, if the VM has
-    // not got there yet (a long collection, say), leaves at once.
+    // not got there yet (a long collection, say), leaves at once. The
+    // handler only sets the flag (no thread waits for the signal: one
+    // would add its stack and the C library's thread start-up, about
+    // 150 KB, to every run's resident set).
     let interrupt = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&interrupt);
-    let _ = ctrlc::set_handler(move || {
-        if flag.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
-        }
-    });
+    let _ = signal_hook::flag::register_conditional_shutdown(signal_hook::consts::SIGINT, 130, Arc::clone(&interrupt));
+    let _ = signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&interrupt));
     vm.set_interrupt(interrupt);
     let stdout = std::io::stdout();
     let mut out: Box<dyn Write> = if stdout.is_terminal() {

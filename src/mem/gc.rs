@@ -267,6 +267,7 @@ impl<A: Allocator> Heap<A> {
     /// generation 0's tail, so only the list's side needs linking; a
     /// collection in between changes the tail, and then the object's
     /// links are set again.
+    #[inline(always)]
     pub(crate) fn gc_track_new(&mut self, slot: u32) {
         let c = &mut self.gc.counters;
         c.counts[0] += 1;

@@ -286,6 +286,7 @@ impl<A: Allocator> Heap<A> {
         }
     }
 
+    #[inline(always)]
     fn created(&mut self, h: Handle, kind: ObjKind) -> Value {
         self.stats.allocated += 1;
         let c = &mut self.stats.by_type;
@@ -306,6 +307,7 @@ impl<A: Allocator> Heap<A> {
     }
 
     /// A new record of `n` nil slots; the caller owns its one count.
+    #[inline(never)]
     pub fn new_record(&mut self, n: u16, site: Site) -> Result<Value, Fault> {
         let h = self.objs.new_record(n, site, self.gc_young_tail())?;
         Ok(self.created(h, ObjKind::Record))

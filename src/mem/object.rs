@@ -416,6 +416,7 @@ impl<A: Allocator> Objects<A> {
         self.next_id as u64 - 1
     }
 
+    #[inline(always)]
     fn raw_alloc(&mut self, size: usize) -> Result<NonNull<u8>, AllocError> {
         if self.bytes_in_use().saturating_add(size) > self.max_bytes {
             return Err(AllocError::OutOfMemory);
@@ -427,6 +428,7 @@ impl<A: Allocator> Objects<A> {
     /// `gc_prev` presets the header's generation-list link: the collector
     /// passes its young tail, so tracking the new container does not look
     /// its header up again (`NO_SLOT` otherwise).
+    #[inline(always)]
     fn new_object(
         &mut self,
         kind: ObjKind,
@@ -468,6 +470,7 @@ impl<A: Allocator> Objects<A> {
 
     /// A new record of `n` nil slots, with refcount 1 (`gc_prev`: see
     /// `new_object`).
+    #[inline(always)]
     pub fn new_record(&mut self, n: u16, site: u32, gc_prev: u32) -> Result<Handle, AllocError> {
         let size = HDR + n as usize * VAL;
         let (h, block) = self.new_object(ObjKind::Record, size, n, site, gc_prev)?;

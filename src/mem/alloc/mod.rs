@@ -130,9 +130,7 @@ pub unsafe trait Allocator {
 
 /// A boxed allocator is an allocator, so a heap can take a
 /// `Box<dyn Allocator>` chosen at run time. Every call then goes through
-/// the vtable; the `rcvm` binary uses this for `system` and `bump` and
-/// keeps `pool`, the default, monomorphised (one copy of the interpreter
-/// fewer in the binary, so fewer pages of code resident).
+/// the vtable; see also [`Selected`].
 // SAFETY: every call is forwarded to `A`, whose blocks keep `A`'s promises.
 unsafe impl<A: Allocator + ?Sized> Allocator for Box<A> {
     fn name(&self) -> &str {
@@ -157,5 +155,140 @@ unsafe impl<A: Allocator + ?Sized> Allocator for Box<A> {
     }
     fn check(&self) -> Result<(), String> {
         (**self).check()
+    }
+}
+
+/// An allocator chosen at run time with one interpreter for all of them:
+/// the pool allocator's calls are direct (and its fast paths inline), any
+/// other's go through the vtable. A heap over `Selected` is one copy of
+/// the interpreter in the binary, where a heap over `PoolAllocator` and
+/// another over `Box<dyn Allocator>` would be two (the `rcvm` binary was
+/// 188 KB of code larger that way, and nearly all of a binary's code is
+/// resident in a run: the kernel maps 64 KiB around every page touched).
+/// Choosing costs the pool's fast path one predictable branch per call.
+// The pool stays inline (a box would put a pointer chase on every
+// allocation); a `Selected` is made once per run.
+#[allow(clippy::large_enum_variant)]
+pub enum Selected {
+    Pool(PoolAllocator),
+    Other(Box<dyn Allocator>),
+}
+
+// SAFETY: every call is forwarded to the allocator inside, whose blocks
+// keep its promises; a `Selected` never changes which one it holds.
+unsafe impl Allocator for Selected {
+    fn name(&self) -> &str {
+        match self {
+            Selected::Pool(p) => p.name(),
+            Selected::Other(a) => a.name(),
+        }
+    }
+    #[inline(always)]
+    fn alloc(&mut self, size: usize) -> Option<NonNull<u8>> {
+        match self {
+            Selected::Pool(p) => p.alloc(size),
+            Selected::Other(a) => other_alloc(a.as_mut(), size),
+        }
+    }
+    #[inline(always)]
+    unsafe fn free(&mut self, ptr: NonNull<u8>, size: usize) {
+        match self {
+            // SAFETY: the caller's promise is passed on unchanged.
+            Selected::Pool(p) => unsafe { p.free(ptr, size) },
+            // SAFETY: as above.
+            Selected::Other(a) => unsafe { other_free(a.as_mut(), ptr, size) },
+        }
+    }
+    unsafe fn realloc(&mut self, ptr: NonNull<u8>, old_size: usize, new_size: usize) -> Option<NonNull<u8>> {
+        // SAFETY: the caller's promise is passed on unchanged.
+        unsafe {
+            match self {
+                Selected::Pool(p) => p.realloc(ptr, old_size, new_size),
+                Selected::Other(a) => a.realloc(ptr, old_size, new_size),
+            }
+        }
+    }
+    #[inline(always)]
+    fn bytes_in_use(&self) -> usize {
+        match self {
+            Selected::Pool(p) => p.bytes_in_use(),
+            Selected::Other(a) => other_bytes_in_use(a.as_ref()),
+        }
+    }
+    fn stats(&self) -> AllocStats {
+        match self {
+            Selected::Pool(p) => p.stats(),
+            Selected::Other(a) => a.stats(),
+        }
+    }
+    fn check(&self) -> Result<(), String> {
+        match self {
+            Selected::Pool(p) => p.check(),
+            Selected::Other(a) => a.check(),
+        }
+    }
+}
+
+// The vtable calls of `Selected`, out of line and cold: at every inlined
+// allocation and free, the pool's path is the one laid out straight.
+#[cold]
+#[inline(never)]
+fn other_alloc(a: &mut dyn Allocator, size: usize) -> Option<NonNull<u8>> {
+    a.alloc(size)
+}
+
+/// # Safety
+///
+/// As for [`Allocator::free`].
+#[cold]
+#[inline(never)]
+unsafe fn other_free(a: &mut dyn Allocator, ptr: NonNull<u8>, size: usize) {
+    // SAFETY: the caller's promise is passed on unchanged.
+    unsafe { a.free(ptr, size) }
+}
+
+#[cold]
+#[inline(never)]
+fn other_bytes_in_use(a: &dyn Allocator) -> usize {
+    a.bytes_in_use()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both arms hand out usable, aligned blocks, account for them and
+    /// take them back; the name and statistics are the chosen allocator's.
+    #[test]
+    fn selected_forwards_to_the_allocator_it_holds() {
+        let arms: [(Selected, &str); 2] = [
+            (Selected::Pool(PoolAllocator::new()), "pool"),
+            (Selected::Other(Box::new(SystemAllocator::new())), "system"),
+        ];
+        for (mut a, name) in arms {
+            assert_eq!(a.name(), name);
+            let small = a.alloc(48).expect("a small block");
+            let big = a.alloc(4096).expect("a large block");
+            assert_eq!(small.as_ptr() as usize % ALIGN, 0);
+            assert_eq!(big.as_ptr() as usize % ALIGN, 0);
+            // SAFETY: both blocks are live and at least as long as written.
+            unsafe {
+                small.as_ptr().write_bytes(1, 48);
+                big.as_ptr().write_bytes(2, 4096);
+            }
+            assert!(a.bytes_in_use() >= 48 + 4096, "{name}");
+            // SAFETY: `big` came from this allocator with this size.
+            let grown = unsafe { a.realloc(big, 4096, 8192) }.expect("grown");
+            // SAFETY: the first 4096 bytes were kept.
+            assert_eq!(unsafe { *grown.as_ptr().add(4095) }, 2);
+            // SAFETY: each block came from this allocator with this size.
+            unsafe {
+                a.free(small, 48);
+                a.free(grown, 8192);
+            }
+            assert_eq!(a.bytes_in_use(), 0, "{name}");
+            assert_eq!(a.stats().kind, name);
+            a.check().unwrap();
+        }
     }
 }
