@@ -26,9 +26,10 @@ fn main() {
     if env::var_os("CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER").is_some() {
         return;
     }
-    // `-C linker=...` or `-C linker-features=...` in the flags: not ours to guess.
+    // `-C linker=...`, `-C linker-features=...` or `-fuse-ld=...` in the
+    // flags: another linker may not take the option.
     let flags = env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
-    if flags.contains("linker") {
+    if flags.contains("linker") || flags.contains("fuse-ld") {
         return;
     }
     let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
