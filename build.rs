@@ -5,46 +5,63 @@
 //! whole binary is resident in every run; packed together, about 500 KB
 //! less is.
 //!
-//! Only where the linker is known to be LLD, which takes the list
-//! (`--symbol-ordering-file`): x86_64 Linux from Rust 1.90 on, with no
-//! linker chosen by the user. Elsewhere the binary links as usual. A stale
-//! list (its names carry hashes that change with the toolchain or the
-//! dependencies) costs nothing but the gain: LLD skips names it does not
-//! find.
+//! Only where the linker takes the list (`--symbol-ordering-file`, an LLD
+//! option; rustc links with LLD on x86_64 Linux from Rust 1.90 on): a tiny
+//! program is linked first with the same compiler, target, flags and
+//! linker, and the option is used only if that works. Elsewhere the binary
+//! links as usual (with a `cargo:warning`). A stale list (its names carry
+//! hashes that change with the toolchain or the dependencies) costs
+//! nothing but the gain: LLD skips names it does not find.
 
 use std::env;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=bench/hot-symbols.txt");
-    println!("cargo:rerun-if-env-changed=CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER");
-    if env::var("TARGET").as_deref() != Ok("x86_64-unknown-linux-gnu") {
-        return;
-    }
-    if env::var_os("CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER").is_some() {
-        return;
-    }
-    // `-C linker=...`, `-C linker-features=...` or `-fuse-ld=...` in the
-    // flags: another linker may not take the option.
-    let flags = env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
-    if flags.contains("linker") || flags.contains("fuse-ld") {
-        return;
-    }
-    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let version = Command::new(rustc).arg("-V").output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
-    let minor = version.ok().and_then(|v| {
-        v.split_whitespace().nth(1).and_then(|n| n.split('.').nth(1)).and_then(|m| m.parse::<u32>().ok())
-    });
-    if minor.is_none_or(|m| m < 90) {
-        return;
-    }
     let dir = env::var("CARGO_MANIFEST_DIR").unwrap_or_default();
     let list = Path::new(&dir).join("bench").join("hot-symbols.txt");
     if !list.is_file() {
         return;
     }
-    println!("cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={}", list.display());
-    println!("cargo:rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");
+    // `-Wl,` splits its argument at commas.
+    let path = list.display().to_string();
+    if path.contains(',') {
+        println!("cargo:warning=code layout skipped: the path {path} has a comma");
+        return;
+    }
+    let args = [format!("-Wl,--symbol-ordering-file={path}"), "-Wl,--no-warn-symbol-ordering".to_string()];
+    if links_with(&args) {
+        for a in &args {
+            println!("cargo:rustc-link-arg-bins={a}");
+        }
+    } else if env::var("PROFILE").as_deref() == Ok("release") {
+        println!("cargo:warning=code layout skipped: the linker does not take --symbol-ordering-file (not LLD?)");
+    }
+}
+
+/// Whether a tiny program links with `args` added, with the compiler,
+/// target, flags and linker this build uses.
+fn links_with(args: &[String]) -> bool {
+    let Some(out) = env::var_os("OUT_DIR").map(PathBuf::from) else { return false };
+    let src = out.join("layout_probe.rs");
+    if std::fs::write(&src, "fn main() {}\n").is_err() {
+        return false;
+    }
+    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let mut cmd = Command::new(rustc);
+    cmd.arg(&src).arg("-o").arg(out.join("layout_probe")).arg("--crate-type=bin");
+    if let Ok(target) = env::var("TARGET") {
+        cmd.arg("--target").arg(target);
+    }
+    if let Ok(linker) = env::var("RUSTC_LINKER") {
+        cmd.arg("-C").arg(format!("linker={linker}"));
+    }
+    let flags = env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
+    cmd.args(flags.split('\x1f').filter(|f| !f.is_empty()));
+    for a in args {
+        cmd.arg("-C").arg(format!("link-arg={a}"));
+    }
+    cmd.output().map(|o| o.status.success()).unwrap_or(false)
 }
