@@ -110,6 +110,8 @@ impl Header {
 const HDR: usize = std::mem::size_of::<Header>();
 const VAL: usize = std::mem::size_of::<Value>();
 const _: () = assert!(HDR == 16);
+// `new_record` fills small records with `[u64; 2]` per slot.
+const _: () = assert!(VAL == 16);
 
 #[repr(C)]
 struct ListBody {
@@ -484,7 +486,9 @@ impl<A: Allocator> Objects<A> {
         // Records of up to four slots (the common sizes) are filled with
         // stores of a known length instead: `write_bytes` of a length known
         // only at run time is a call to the C library's `memset`, about 20
-        // instructions for a one-slot record.
+        // instructions for a one-slot record. A slot is 16 bytes (asserted
+        // next to `HDR`), two `u64`s; the body is 16-aligned (the block is,
+        // and `HDR == 16`), more than `u64` needs.
         unsafe {
             let body = block.as_ptr().add(HDR);
             match n {

@@ -175,7 +175,10 @@ pub enum Selected {
 }
 
 // SAFETY: every call is forwarded to the allocator inside, whose blocks
-// keep its promises; a `Selected` never changes which one it holds.
+// keep its promises. Replacing a `Selected`'s allocator (the variants are
+// public) drops the old one, as dropping any allocator may; a block must
+// go back to the allocator it came from, the caller's promise exactly as
+// for `Box<dyn Allocator>`.
 unsafe impl Allocator for Selected {
     fn name(&self) -> &str {
         match self {
