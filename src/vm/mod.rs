@@ -1643,6 +1643,38 @@ mod tests {
         assert_eq!(vm.heap().objects().live(), 0, "frames released");
     }
 
+    /// An interrupted run has counted exactly the instructions it ran: a
+    /// budget of that many stops at the same instruction, in a jump loop,
+    /// a call loop and a fused loop tail alike.
+    #[test]
+    fn an_interrupted_count_is_exact() {
+        let programs = [
+            "list r0\ncall r1, spin, r0\n.func spin 1\nli r1, 0\ntop: add r1, r1, 1\njmp top\n.end",
+            "li r0, 0\ntop: call r1, f, r0\njmp top\n.func f 1\nadd r0, r0, 1\nret r0\n.end",
+            "li r0, 0\ntop: li r1, 3\nli r0, 0\ninner: add r0, r0, 1\nlt r2, r0, 1000\njnz r2, inner\njmp top",
+        ];
+        for text in programs {
+            let loaded = crate::load("t.asm", text.as_bytes()).unwrap();
+            let flag = Arc::new(AtomicBool::new(false));
+            let mut vm = spin_vm(&loaded.program, None);
+            vm.set_interrupt(Arc::clone(&flag));
+            let raiser = std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                flag.store(true, Ordering::Relaxed);
+            });
+            let err = vm.run(&mut Vec::new()).unwrap_err();
+            raiser.join().unwrap();
+            assert_eq!(err.message, "interrupted (Ctrl-C)");
+            let n = vm.instructions();
+            let mut budget = spin_vm(&loaded.program, Some(n));
+            let b = budget.run(&mut Vec::new()).unwrap_err();
+            assert!(b.message.contains("--max-steps"), "{}", b.message);
+            assert_eq!(budget.instructions(), n);
+            let at = |e: &RuntimeError| e.frames.iter().map(|f| (f.func.clone(), f.pos.line)).collect::<Vec<_>>();
+            assert_eq!(at(&err), at(&b), "{text}");
+        }
+    }
+
     /// The fast loop counts straight runs, not instructions, and hands the
     /// end of a budget to the slow loop: for every budget, with and without
     /// an interrupt flag (shorter stretches), it must stop at the same
