@@ -1105,9 +1105,9 @@ impl<'p, A: Allocator> Vm<'p, A> {
                 // alone and lets the `lt` and `jnz`, still in place after
                 // it, execute normally.
                 Instr::IncLtJnz { d: x, y, span, last } => 'fast: {
-                    // One compare decides the usual round: below LAST
-                    // (L - 1), adding 1 cannot overflow and the `lt` holds. With rY
-                    // already an int (from the previous round), only
+                    // One compare decides the usual round: below LAST (L -
+                    // 1), adding 1 cannot overflow and the `lt` holds. With
+                    // rY already an int (from the previous round), only
                     // payloads change (`fuse` makes sure rY is not rX).
                     if let Value::Int(xv) = regs[x as usize] {
                         if let Value::Int(_) = regs[y as usize] {
@@ -1619,15 +1619,11 @@ mod tests {
         }
     }
 
-    /// An interrupt raised by another thread while a loop spins stops the
-    /// run inside the loop, located at the instruction it stopped before
-    /// (not the one before a jump's target).
-    #[test]
-    fn an_interrupt_is_located_inside_the_loop() {
-        let text = "list r0\ncall r1, spin, r0\n.func spin 1\nli r1, 0\ntop: add r1, r1, 1\njmp top\n.end";
-        let loaded = crate::load("t.asm", text.as_bytes()).unwrap();
+    /// Runs `prog` (which must not end by itself) until another thread
+    /// raises the interrupt flag 20 ms in; the VM and its error.
+    fn interrupted_by_another_thread(prog: &Program) -> (Vm<'_, crate::mem::alloc::PoolAllocator>, RuntimeError) {
         let flag = Arc::new(AtomicBool::new(false));
-        let mut vm = spin_vm(&loaded.program, None);
+        let mut vm = spin_vm(prog, None);
         vm.set_interrupt(Arc::clone(&flag));
         let raiser = std::thread::spawn(move || {
             std::thread::sleep(std::time::Duration::from_millis(20));
@@ -1636,6 +1632,17 @@ mod tests {
         let err = vm.run(&mut Vec::new()).unwrap_err();
         raiser.join().unwrap();
         assert_eq!(err.message, "interrupted (Ctrl-C)");
+        (vm, err)
+    }
+
+    /// An interrupt raised by another thread while a loop spins stops the
+    /// run inside the loop, located at the instruction it stopped before
+    /// (not the one before a jump's target).
+    #[test]
+    fn an_interrupt_is_located_inside_the_loop() {
+        let text = "list r0\ncall r1, spin, r0\n.func spin 1\nli r1, 0\ntop: add r1, r1, 1\njmp top\n.end";
+        let loaded = crate::load("t.asm", text.as_bytes()).unwrap();
+        let (vm, err) = interrupted_by_another_thread(&loaded.program);
         assert_eq!(err.frames.len(), 2, "spin and main");
         // Stopped where a stretch ends: after the loop's jump, at its
         // target (line 5).
@@ -1655,16 +1662,7 @@ mod tests {
         ];
         for text in programs {
             let loaded = crate::load("t.asm", text.as_bytes()).unwrap();
-            let flag = Arc::new(AtomicBool::new(false));
-            let mut vm = spin_vm(&loaded.program, None);
-            vm.set_interrupt(Arc::clone(&flag));
-            let raiser = std::thread::spawn(move || {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-                flag.store(true, Ordering::Relaxed);
-            });
-            let err = vm.run(&mut Vec::new()).unwrap_err();
-            raiser.join().unwrap();
-            assert_eq!(err.message, "interrupted (Ctrl-C)");
+            let (vm, err) = interrupted_by_another_thread(&loaded.program);
             let n = vm.instructions();
             let mut budget = spin_vm(&loaded.program, Some(n));
             let b = budget.run(&mut Vec::new()).unwrap_err();
