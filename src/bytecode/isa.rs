@@ -227,6 +227,8 @@ macro_rules! for_each_op {
             NeRIJ = 0xdb, "(fused)" { d: D, a: R, i: N, off: G, z: G } "internal: `ne rD, rA, IMM` (IMM a signed 16-bit value) and the `jz`/`jnz rD` after it, as NeRRJ";
             AddICall = 0xe0, "(fused)" { x: D, a: R, i: G, d: D, f: F } "internal: `add rX, rA, I` (I a signed byte) and the `call rD, FUNC, rX` after it";
             SubICall = 0xe1, "(fused)" { x: D, a: R, i: G, d: D, f: F } "internal: `sub rX, rA, I` (I a signed byte) and the `call rD, FUNC, rX` after it";
+            LoadRU = 0xe4, "(fused)" { d: D, o: R, i: N } "internal: `load rD, rO, IMM` with IMM in 0..=65535 (no counting from the end)";
+            StoreRU = 0xe5, "(fused)" { o: R, i: N, s: R } "internal: `store rO, IMM, rS` with IMM in 0..=65535 (no counting from the end)";
             Call1 = 0xee, "(fused)" { d: D, f: F, a: R } "internal: `call rD, FUNC, rA` with its one argument inline";
             Call2 = 0xef, "(fused)" { d: D, f: F, a: R, b: R } "internal: `call rD, FUNC, rA, rB` with its two arguments inline";
             IncLtJnz = 0xf0, "(fused)" { d: D, y: R, span: G, last: I } "internal: `add rD, rD, 1; lt rY, rD, LAST + 1; jnz rY, T` in one dispatch, T being SPAN - 3 instructions before it (SPAN: the instructions of one round)";

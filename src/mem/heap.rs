@@ -23,6 +23,31 @@ use std::collections::HashMap;
 /// `vm::Vm::site`), translated to a source position by the VM.
 pub type Site = u32;
 
+/// An index into a record's or a list's items, as the fast paths of
+/// `load` and `store` take it: an `i64` counts negative indexes from the
+/// end (Python's rule); a `usize` is a non-negative index known as such
+/// before the run (the executor's `LoadRU`/`StoreRU`), so no test of its
+/// sign is made.
+pub trait SlotIndex: Copy {
+    /// The position in items of length `n`, or `None` when there is none
+    /// (the caller still checks it against `n`).
+    fn resolve(self, n: usize) -> Option<usize>;
+}
+
+impl SlotIndex for i64 {
+    #[inline(always)]
+    fn resolve(self, n: usize) -> Option<usize> {
+        usize::try_from(if self < 0 { self + n as i64 } else { self }).ok()
+    }
+}
+
+impl SlotIndex for usize {
+    #[inline(always)]
+    fn resolve(self, _: usize) -> Option<usize> {
+        Some(self)
+    }
+}
+
 /// A runtime fault raised by the heap; the VM adds the location.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fault {
@@ -435,27 +460,36 @@ impl<A: Allocator> Heap<A> {
     /// `load`: `o[k]`, retained for its new owner.
     #[inline]
     pub fn load(&mut self, o: Value, k: Value) -> Result<Value, Fault> {
-        // Fast path: a live record or list and an index in range.
-        if let (Value::Ref(h), Value::Int(i)) = (o, k) {
-            if self.objs.is_live(h) {
-                if let Some(items) = self.objs.seq_items(h.slot) {
-                    let n = items.len() as i64;
-                    let j = if i < 0 { i + n } else { i };
-                    if (0..n).contains(&j) {
-                        let v = items[j as usize];
-                        if let Value::Ref(_) = v {
-                            self.retain(v)?;
-                        }
-                        return Ok(v);
-                    }
-                }
+        if let Value::Int(i) = k {
+            if let Some(v) = self.load_item(&o, i) {
+                return v;
             }
         }
         self.load_slow(o, k)
     }
 
+    /// The fast path of `load`: item `i` of a live record or list, `i` in
+    /// range (an `i64` counts negative indexes from the end; a `usize` is
+    /// the executor's non-negative immediate). `None` when it does not
+    /// apply; then nothing changed and [`Heap::load`] does the rest.
+    #[inline(always)]
+    pub fn load_item(&mut self, o: &Value, i: impl SlotIndex) -> Option<Result<Value, Fault>> {
+        let Value::Ref(h) = *o else { return None };
+        if !self.objs.is_live(h) {
+            return None;
+        }
+        let items = self.objs.seq_items(h.slot)?;
+        let v = *items.get(i.resolve(items.len())?)?;
+        if let Value::Ref(_) = v {
+            if let Err(e) = self.retain(v) {
+                return Some(Err(e));
+            }
+        }
+        Some(Ok(v))
+    }
+
     #[inline(never)]
-    fn load_slow(&mut self, o: Value, k: Value) -> Result<Value, Fault> {
+    pub(crate) fn load_slow(&mut self, o: Value, k: Value) -> Result<Value, Fault> {
         let (h, kind) = self.container(o, "index")?;
         let v = match kind {
             ObjKind::Record | ObjKind::List => {
@@ -497,7 +531,7 @@ impl<A: Allocator> Heap<A> {
     /// its operands by reference so that the caller's registers are read
     /// in place.
     #[inline(always)]
-    pub fn store_atom(&mut self, o: &Value, i: i64, v: &Value) -> bool {
+    pub fn store_atom(&mut self, o: &Value, i: impl SlotIndex, v: &Value) -> bool {
         if let (Value::Ref(h), false) = (*o, matches!(v, Value::Ref(_))) {
             if let Some(slot) = self.empty_slot(h, i) {
                 *slot = *v;
@@ -514,7 +548,7 @@ impl<A: Allocator> Heap<A> {
     /// `store rO, I, rS` (after [`Heap::store_atom`] declined): out of line,
     /// the call cost a cycle of `cycle_churn` 5%.
     #[inline(always)]
-    pub fn store_ref(&mut self, o: &Value, i: i64, v: &Value) -> bool {
+    pub fn store_ref(&mut self, o: &Value, i: impl SlotIndex, v: &Value) -> bool {
         if let (Value::Ref(h), Value::Ref(x)) = (*o, *v) {
             if self.objs.is_live(x) {
                 // Count first, so the slot is found once (the borrow of the
@@ -551,14 +585,12 @@ impl<A: Allocator> Heap<A> {
     /// in range (negative from the end) and the slot holds no reference:
     /// where a store has nothing to release. The fast paths' shared test.
     #[inline(always)]
-    fn empty_slot(&mut self, h: Handle, i: i64) -> Option<&mut Value> {
+    fn empty_slot(&mut self, h: Handle, i: impl SlotIndex) -> Option<&mut Value> {
         if !self.objs.is_live(h) {
             return None;
         }
         let items = self.objs.seq_items(h.slot)?;
-        let n = items.len() as i64;
-        let j = if i < 0 { i + n } else { i };
-        let slot = items.get_mut(usize::try_from(j).ok()?)?;
+        let slot = items.get_mut(i.resolve(items.len())?)?;
         (!matches!(slot, Value::Ref(_))).then_some(slot)
     }
 

@@ -1006,6 +1006,13 @@ impl<'p, A: Allocator> Vm<'p, A> {
                     let v = tri!(self.heap.load(regs[o as usize], Value::Int(i as i64)));
                     set!(d, v)
                 }
+                Instr::LoadRU { d, o, i } => {
+                    let v = match self.heap.load_item(&regs[o as usize], i as usize) {
+                        Some(r) => tri!(r),
+                        None => tri!(self.heap.load_slow(regs[o as usize], Value::Int(i as i64))),
+                    };
+                    set!(d, v)
+                }
                 Instr::LoadRW { d, o, w } => {
                     let v = tri!(self.heap.load(regs[o as usize], Value::Int(self.prog.ints[w as usize])));
                     set!(d, v)
@@ -1019,6 +1026,14 @@ impl<'p, A: Allocator> Vm<'p, A> {
                     // else takes the general path.
                     if !self.heap.store_atom(&regs[o as usize], i as i64, &regs[s as usize])
                         && !self.heap.store_ref(&regs[o as usize], i as i64, &regs[s as usize])
+                    {
+                        tri!(self.heap.store_slow(regs[o as usize], Value::Int(i as i64), regs[s as usize], site!()))
+                    }
+                }
+                Instr::StoreRU { o, i, s } => {
+                    // As StoreRI, the index known to be non-negative.
+                    if !self.heap.store_atom(&regs[o as usize], i as usize, &regs[s as usize])
+                        && !self.heap.store_ref(&regs[o as usize], i as usize, &regs[s as usize])
                     {
                         tri!(self.heap.store_slow(regs[o as usize], Value::Int(i as i64), regs[s as usize], site!()))
                     }
@@ -1227,6 +1242,8 @@ fn flatten(funcs: impl Iterator<Item = Vec<Instr>>) -> Vec<Instr> {
 /// Builds the execution copy of a function's code:
 /// - calls with one or two arguments become `Call1`/`Call2`, their
 ///   registers inline;
+/// - `load`/`store` at an immediate index in 0..=65535 become
+///   `LoadRU`/`StoreRU` (no sign test);
 /// - `add`/`sub rX, rA, I` (I a signed byte) before `call rD, F, rX`
 ///   becomes `AddICall`/`SubICall`;
 /// - a compare (RR, or RI with IMM in 16 bits) before a `jz`/`jnz` on its
@@ -1252,6 +1269,16 @@ pub(crate) fn fuse(code: &[Instr], prog: &Program) -> Vec<Instr> {
                 _ => {}
             }
         }
+    }
+    // A `load`/`store` at a non-negative immediate index: no test of its
+    // sign at run time.
+    for ins in out.iter_mut() {
+        let u16_of = |i: i32| u16::try_from(i).ok();
+        *ins = match *ins {
+            Instr::LoadRI { d, o, i } => u16_of(i).map_or(*ins, |i| Instr::LoadRU { d, o, i }),
+            Instr::StoreRI { o, i, s } => u16_of(i).map_or(*ins, |i| Instr::StoreRU { o, i, s }),
+            other => other,
+        };
     }
     // A small `add`/`sub` immediate into the only argument of the call
     // after it.
@@ -1549,6 +1576,45 @@ mod tests {
             assert_eq!(inline, i < 6, "{text}");
             crate::fuzzing::check_execute(text, true).unwrap_or_else(|e| panic!("{e}\n{text}"));
         }
+    }
+
+    /// `load`/`store` at an immediate index in 0..=65535 run as
+    /// `LoadRU`/`StoreRU` and behave as the plain instructions (the checked
+    /// run): records and lists, atoms and references, a slot that holds a
+    /// reference already, the index past the end, a dict's int key, a
+    /// string, a freed object, an int. Negative and wider indexes are not
+    /// fused.
+    #[test]
+    fn indexed_loads_and_stores_behave_like_the_plain_ones() {
+        let mut fused_any = 0;
+        for setup in [
+            "new r0, 4",
+            "list r0\npush r0, r9\npush r0, r9\npush r0, r9\npush r0, r9",
+            "dict r0",
+            "str r0, \"abcd\"",
+            "new r0, 4\ndecref r0",
+            "li r0, 4",
+        ] {
+            for i in ["0", "3", "4", "-1", "-5", "65535", "65536"] {
+                for v in ["li r1, 7", "new r1, 2", "str r1, \"x\""] {
+                    for twice in [false, true] {
+                        let store = format!("store r0, {i}, r1");
+                        let again = if twice { format!("\n{store}") } else { String::new() };
+                        let text = format!("li r9, 1\n{setup}\n{v}\n{store}{again}\nload r2, r0, {i}\nprint r2\nload r3, r0, {i}\nprint r3");
+                        let loaded = crate::load("t.asm", text.as_bytes()).unwrap();
+                        let fused = fuse(&loaded.program.funcs[loaded.program.main as usize].code, &loaded.program);
+                        let n =
+                            fused.iter().filter(|i| matches!(i, Instr::LoadRU { .. } | Instr::StoreRU { .. })).count();
+                        let expect = if i.starts_with('-') || i == "65536" { 0 } else { 3 + twice as usize };
+                        assert_eq!(n, expect, "{text}");
+                        fused_any += n;
+                        let manual = setup.contains("decref");
+                        crate::fuzzing::check_execute(&text, manual).unwrap_or_else(|e| panic!("{e}\n{text}"));
+                    }
+                }
+            }
+        }
+        assert!(fused_any > 0);
     }
 
     /// `add`/`sub` of a small immediate into a one-argument call fuses,
