@@ -658,6 +658,11 @@ impl<A: Allocator> Heap<A> {
             return msg("pop from an empty list");
         }
         let last = items.len() - 1;
+        // Popping reads the element: a freed one is an error, and the list
+        // keeps it.
+        if let Value::Ref(x) = items[last] {
+            self.check(x)?;
+        }
         Ok(self.objs.list_remove(h.slot, last))
     }
 

@@ -948,6 +948,11 @@ impl<'p, A: Allocator> Vm<'p, A> {
                 Instr::Ret { s } => match regs[s as usize] {
                     Value::Int(i) => ret!(Value::Int(i), d => set_int!(d, i)),
                     _ => {
+                        // Returning a reference passes it on: a freed one
+                        // is an error here, at the `ret`.
+                        if let Value::Ref(h) = regs[s as usize] {
+                            tri!(self.heap.check(h));
+                        }
                         let v = std::mem::take(&mut regs[s as usize]);
                         ret!(v, d => set!(d, v))
                     }
@@ -1682,6 +1687,32 @@ mod tests {
             assert!(err.message.contains("--max-steps"), "{}", err.message);
             assert!(!vm.was_interrupted());
             assert_eq!(vm.instructions(), steps);
+        }
+    }
+
+    /// Passing on or reading a reference to a freed object is the error
+    /// at that instruction, in both runs: `ret` (from `main` and from a
+    /// callee, whose caller must not go on) and `pop` (the list keeps the
+    /// element). Nothing is left alive afterwards.
+    #[test]
+    fn returning_or_popping_a_freed_object_is_an_error_there() {
+        let cases = [
+            ("new r0, 0\ndecref r0\nret r0", 3),
+            ("call r1, f\nli r2, 5\nprint r2\n.func f\nnew r0, 0\ndecref r0\nret r0\n.end", 7),
+            ("new r0, 0\nlist r1\npush r1, r0\ndecref r0\ndecref r0\npop r2, r1\nli r7, 7\nprint r7", 6),
+        ];
+        for (text, line) in cases {
+            let loaded = crate::load("t.asm", text.as_bytes()).unwrap();
+            for slow in [false, true] {
+                let mut vm = spin_vm(&loaded.program, if slow { Some(1000) } else { None });
+                let mut out = Vec::new();
+                let err = vm.run(&mut out).unwrap_err();
+                assert_eq!(err.message, "use of freed object #1", "{text}");
+                assert_eq!(err.frames[0].pos.line, line, "{text}");
+                assert!(out.is_empty(), "{text}: ran on after the error");
+                assert_eq!(vm.heap().objects().live(), 0, "{text}");
+            }
+            crate::fuzzing::check_execute(text, true).unwrap_or_else(|e| panic!("{e}\n{text}"));
         }
     }
 
