@@ -21,8 +21,8 @@
 //! CPython's: thresholds 700/10/10 and the 25% rule for full collections.
 
 use super::alloc::Allocator;
-use super::heap::{Heap, Site};
-use super::object::{Header, F_MARK, F_TAINTED, F_UNREACH, NO_SLOT, UNTRACKED};
+use super::heap::{Fault, Heap, Site};
+use super::object::{Header, F_DANGLING, F_MARK, F_TAINTED, F_UNREACH, NO_SLOT, UNTRACKED};
 use std::time::Instant;
 
 /// Index of the unreachable list in [`GcState::lists`].
@@ -148,6 +148,10 @@ pub struct GcState {
     reversed: [bool; 3],
     /// When set, each collection is recorded here (`--gc-log`).
     pub(crate) log: Option<Vec<GcLogEntry>>,
+    /// The error the last collection met: an unreachable object held a
+    /// reference to an object freed before the collection (released when
+    /// the garbage was freed, like any release of a dangling reference).
+    fault: Option<Fault>,
 }
 
 impl GcState {
@@ -178,6 +182,7 @@ impl Default for GcState {
             round_trips: 0,
             reversed: [false; 3],
             log: None,
+            fault: None,
         };
         // Derived from the settings above, never written on its own.
         s.refresh_trigger();
@@ -268,16 +273,18 @@ impl<A: Allocator> Heap<A> {
     /// collection in between changes the tail, and then the object's
     /// links are set again.
     #[inline(always)]
-    pub(crate) fn gc_track_new(&mut self, slot: u32) {
+    pub(crate) fn gc_track_new(&mut self, slot: u32) -> Result<(), Fault> {
         let c = &mut self.gc.counters;
         c.counts[0] += 1;
         if c.counts[0] > self.gc.trigger {
             self.consult_policy();
             self.list_append(0, slot);
-        } else {
-            debug_assert_eq!(self.objs.hdr(slot).gc_prev, self.gc.lists[0].tail);
-            self.list_attach(0, slot);
+            // The error of a collection that ran here (see `collect`).
+            return self.take_gc_fault();
         }
+        debug_assert_eq!(self.objs.hdr(slot).gc_prev, self.gc.lists[0].tail);
+        self.list_attach(0, slot);
+        Ok(())
     }
 
     /// Count 0 passed threshold 0: ask the policy whether to collect.
@@ -321,6 +328,8 @@ impl<A: Allocator> Heap<A> {
         for i in 0..gen {
             self.list_merge(i, gen);
         }
+        // Only this collection's traversals count (see `free_garbage`).
+        self.objs.take_dangling_seen();
         let examined = self.gc.lists[gen].len;
 
         // 1-2. update_refs and subtract_refs in one walk: an object's
@@ -374,7 +383,12 @@ impl<A: Allocator> Heap<A> {
             self.gc.counters.long_lived_pending = 0;
             self.gc.counters.long_lived_total = survivors;
         }
-        // 5. Free the garbage (see `free_garbage`).
+        // 5. Free the garbage (see `free_garbage`). First, the error a
+        // member's dangling reference makes when freeing releases it
+        // (found now, before members freed by this loop dangle too).
+        if self.objs.take_dangling_seen() {
+            self.note_dangling_garbage();
+        }
         let n = self.gc.lists[UNREACH].len;
         let freed_before = self.stats.freed_by_refcount;
         self.free_garbage(site);
@@ -393,6 +407,38 @@ impl<A: Allocator> Heap<A> {
         self.gc.collecting = false;
         self.gc.refresh_trigger();
         n
+    }
+
+    /// The collection's error, if an unreachable object holds a reference
+    /// to a freed object: the first one, in the order the objects were
+    /// met. The garbage is freed all the same.
+    #[cold]
+    #[inline(never)]
+    fn note_dangling_garbage(&mut self) {
+        let mut s = self.gc.lists[UNREACH].head;
+        while s != NO_SLOT && self.gc.fault.is_none() {
+            if self.objs.hdr(s).flag(F_DANGLING) {
+                if let Some(h) = self.objs.first_dangling(s) {
+                    self.gc.fault = Some(self.freed(h));
+                }
+            }
+            s = self.objs.hdr(s).gc_next;
+        }
+    }
+
+    /// Takes the error of the last collection, if it met one (see
+    /// [`GcState::fault`]).
+    pub fn take_gc_fault(&mut self) -> Result<(), Fault> {
+        match self.gc.fault.take() {
+            Some(f) => Err(f),
+            None => Ok(()),
+        }
+    }
+
+    /// [`Heap::collect`] and its error: the `gc` instruction.
+    pub fn collect_checked(&mut self, gen: usize, site: Site) -> Result<u64, Fault> {
+        let n = self.collect(gen, site);
+        self.take_gc_fault().map(|()| n)
     }
 
     /// Steps 1-2 of `collect` (update_refs and subtract_refs in one walk);
@@ -490,7 +536,7 @@ impl<A: Allocator> Heap<A> {
                         } else {
                             h.gc_prev = prev;
                         }
-                        h.set_flag(F_MARK, false);
+                        h.set_flag(F_MARK | F_DANGLING, false);
                         h.set_gen(target as u8);
                         ((next, true), true)
                     } else {
@@ -635,9 +681,9 @@ impl<A: Allocator> Heap<A> {
             *c = c.saturating_sub(1);
             self.note_freed(id, hdr.flag(F_TAINTED), site);
             s = hdr.gc_next;
-            // Dangling references met here are to members freed before
-            // (or to objects `decref` freed): ignored, as a release during
-            // teardown ignores them.
+            // Dangling references met here are to members freed before,
+            // or to objects freed before the collection: those were
+            // reported before this loop (`note_dangling_garbage`).
             let _ = self.drain_children(site);
         }
     }

@@ -172,7 +172,7 @@ impl<A: Allocator> Heap<A> {
     }
 
     #[cold]
-    fn freed(&self, h: Handle) -> Fault {
+    pub(crate) fn freed(&self, h: Handle) -> Fault {
         Fault::Freed { id: h.id, site: self.graveyard.get(&h.id).copied() }
     }
 
@@ -312,7 +312,7 @@ impl<A: Allocator> Heap<A> {
     }
 
     #[inline(always)]
-    fn created(&mut self, h: Handle, kind: ObjKind) -> Value {
+    fn created(&mut self, h: Handle, kind: ObjKind) -> Result<Value, Fault> {
         self.stats.allocated += 1;
         let c = &mut self.stats.by_type;
         match kind {
@@ -326,34 +326,45 @@ impl<A: Allocator> Heap<A> {
             self.stats.peak_alive = live;
         }
         if kind.is_container() {
-            self.gc_track_new(h.slot);
+            if let Err(f) = self.gc_track_new(h.slot) {
+                return Err(self.unmade(h, f));
+            }
         }
-        Value::Ref(h)
+        Ok(Value::Ref(h))
+    }
+
+    /// A new object whose allocation ran a collection that met an error:
+    /// the object is given back (freed) and the error goes on.
+    #[cold]
+    #[inline(never)]
+    fn unmade(&mut self, h: Handle, f: Fault) -> Fault {
+        let _ = self.release(Value::Ref(h), self.site);
+        f
     }
 
     /// A new record of `n` nil slots; the caller owns its one count.
     #[inline(never)]
     pub fn new_record(&mut self, n: u16, site: Site) -> Result<Value, Fault> {
         let h = self.objs.new_record(n, site, self.gc_young_tail())?;
-        Ok(self.created(h, ObjKind::Record))
+        self.created(h, ObjKind::Record)
     }
 
     #[inline(never)]
     pub fn new_list(&mut self, site: Site) -> Result<Value, Fault> {
         let h = self.objs.new_list(site, self.gc_young_tail())?;
-        Ok(self.created(h, ObjKind::List))
+        self.created(h, ObjKind::List)
     }
 
     #[inline(never)]
     pub fn new_dict(&mut self, site: Site) -> Result<Value, Fault> {
         let h = self.objs.new_dict(site, self.gc_young_tail())?;
-        Ok(self.created(h, ObjKind::Dict))
+        self.created(h, ObjKind::Dict)
     }
 
     #[inline(never)]
     pub fn new_str(&mut self, s: &str, site: Site) -> Result<Value, Fault> {
         let h = self.objs.new_str(s, site)?;
-        Ok(self.created(h, ObjKind::Str))
+        self.created(h, ObjKind::Str)
     }
 
     /// The kind of a live object.

@@ -47,6 +47,11 @@ pub const F_MARK: u8 = 1 << 4;
 /// objects are freed by the collector alone (see `Heap::drain_children`).
 pub const F_UNREACH: u8 = 1 << 5;
 
+/// Flag: a traversal by the collector met a reference to a freed object
+/// in this object. A hint, cleared when the object survives a collection;
+/// `Objects::first_dangling` tells for sure.
+pub const F_DANGLING: u8 = 1 << 6;
+
 /// The type of an object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -348,6 +353,9 @@ pub struct Objects<A: Allocator> {
     /// Buffers and tables of freed lists and dicts whose references are
     /// still being handed out (see `free`); the top one ends in a reference.
     pending: Vec<Pending>,
+    /// A traversal met a reference to a freed object (and set its holder's
+    /// F_DANGLING) since the last `take_dangling_seen`.
+    dangling_seen: bool,
 }
 
 /// A freed list's buffer (`len` values still to go) or a freed dict's
@@ -372,6 +380,7 @@ impl<A: Allocator> Objects<A> {
             dict_bytes_peak: 0,
             live: 0,
             pending: Vec::new(),
+            dangling_seen: false,
         }
     }
 
@@ -738,6 +747,24 @@ impl<A: Allocator> Objects<A> {
         r
     }
 
+    /// Whether a traversal met a reference to a freed object since the
+    /// last call (see `F_DANGLING`); resets it.
+    pub fn take_dangling_seen(&mut self) -> bool {
+        std::mem::take(&mut self.dangling_seen)
+    }
+
+    /// The first reference to a freed object that the live object in
+    /// `slot` holds, if any.
+    pub fn first_dangling(&mut self, slot: u32) -> Option<Handle> {
+        let as_ref = |v: &Value| if let Value::Ref(h) = *v { Some(h) } else { None };
+        let refs: Vec<Handle> = match self.view(slot) {
+            ObjMut::Record(v) | ObjMut::List(v) => v.iter().filter_map(as_ref).collect(),
+            ObjMut::Dict(m) => m.values().filter_map(as_ref).collect(),
+            ObjMut::Str(_) => Vec::new(),
+        };
+        refs.into_iter().find(|&h| !self.is_live(h))
+    }
+
     /// The referents of the live object whose header is at `p` (see
     /// [`Objects::inspect`]).
     #[inline(always)]
@@ -746,6 +773,7 @@ impl<A: Allocator> Objects<A> {
         // while `f` writes headers through raw pointers (the Vec's fields
         // would be read again after every write).
         let slots: &[Slot] = self.slots.as_slice();
+        let seen = &mut self.dangling_seen;
         let mut visit = |v: &Value| {
             if let Value::Ref(h) = *v {
                 if let Some(s) = slots.get(h.slot as usize) {
@@ -756,9 +784,17 @@ impl<A: Allocator> Objects<A> {
                         // fields, never the values being iterated (they lie
                         // after the header or in a separate buffer), and no
                         // other reference to that header is alive.
-                        f(unsafe { &mut *{ s.ptr } }, h.slot)
+                        f(unsafe { &mut *{ s.ptr } }, h.slot);
+                        return;
                     }
                 }
+                // A reference to a freed object: noted in the holder's
+                // header (see F_DANGLING).
+                // SAFETY: `p` is the live holder's header; no reference to
+                // it is alive here (`f`'s ended with its call), and only
+                // its flag bits are written, never the values iterated.
+                unsafe { (*p.as_ptr()).bits |= F_DANGLING };
+                *seen = true;
             }
         };
         // SAFETY: `p` is the header of a live object (callers got it from

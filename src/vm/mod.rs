@@ -1087,7 +1087,7 @@ impl<'p, A: Allocator> Vm<'p, A> {
                 }
 
                 Instr::Gc { d, g } => {
-                    let n = self.heap.collect(g as usize, site!());
+                    let n = tri!(self.heap.collect_checked(g as usize, site!()));
                     set_int!(d, n as i64)
                 }
                 Instr::GcEnable {} => self.heap.gc_set_enabled(true),
@@ -1712,6 +1712,54 @@ mod tests {
                 assert!(out.is_empty(), "{text}: ran on after the error");
                 assert_eq!(vm.heap().objects().live(), 0, "{text}");
             }
+            crate::fuzzing::check_execute(text, true).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        }
+    }
+
+    /// A collection that frees a container holding a reference to an
+    /// object freed before it releases that reference: the error of a
+    /// release of a dangling reference, at the instruction that ran the
+    /// collection (`gc`, or the allocation that triggered it), which does
+    /// not complete; the garbage is freed all the same and nothing is left
+    /// alive. A survivor holding one, and cycles freed together, are not
+    /// errors.
+    #[test]
+    fn a_collection_releasing_a_dangling_reference_is_an_error_there() {
+        let garbage = "list r1\nlist r0\npush r0, r1\npush r0, r0\ndecref r1\ndecref r1\ndel r0\n";
+        let cases = [
+            (format!("{garbage}gc r3\nprint r3"), Some(8)),
+            // Count 0 is 1 (r0); the allocation makes it pass threshold 1.
+            (format!("{garbage}gcthreshold 1, 10, 10\nnew r4, 1\nprint r4"), Some(9)),
+            (format!("{garbage}gcthreshold 1, 10, 10\nlist r4\nprint r4"), Some(9)),
+            (format!("{garbage}gcthreshold 1, 10, 10\ndict r4\nprint r4"), Some(9)),
+            // The holder survives (r0 keeps it): no error until it is
+            // released, at the end of `main` (after the print).
+            ("list r1\nlist r0\npush r0, r1\ndecref r1\ndecref r1\ngc r3\nprint r3".to_string(), Some(0)),
+            // Cycles whose members are freed one after the other.
+            (
+                "new r0, 1\nnew r1, 1\nstore r0, 0, r1\nstore r1, 0, r0\ndel r0\ndel r1\ngc r2\nprint r2".to_string(),
+                None,
+            ),
+        ];
+        for (text, line) in &cases {
+            let loaded = crate::load("t.asm", text.as_bytes()).unwrap();
+            let mut vm = spin_vm(&loaded.program, None);
+            let mut out = Vec::new();
+            match (vm.run(&mut out), line) {
+                (Err(err), Some(0)) => {
+                    assert_eq!(err.message, "use of freed object #1", "{text}");
+                    assert_eq!(out, b"0\n", "{text}");
+                }
+                (Err(err), Some(line)) => {
+                    assert_eq!(err.message, "use of freed object #1", "{text}");
+                    assert_eq!(err.frames[0].pos.line, *line, "{text}");
+                    assert_eq!(err.notes[0], "object #1 was freed at t.asm:6:1 (in `main`)", "{text}");
+                    assert!(out.is_empty(), "{text}: ran on after the error");
+                }
+                (Ok(_), None) => {}
+                (r, _) => panic!("{text}: {r:?}"),
+            }
+            assert_eq!(vm.heap().objects().live(), 0, "{text}");
             crate::fuzzing::check_execute(text, true).unwrap_or_else(|e| panic!("{e}\n{text}"));
         }
     }
