@@ -9,9 +9,9 @@
 //! Freed objects are detected through their handles (slot + id), never by
 //! reading freed memory. A dangling reference can only arise through
 //! `decref` (every other count is owned), so objects whose count `decref`
-//! lowered are marked *tainted*, and when a tainted object is freed its id
-//! and the site of the free go to a small graveyard that error messages
-//! consult.
+//! lowered are marked *tainted*, and when a tainted object is freed while
+//! owners may still hold it (more `decref`s than `incref`s) its id and the
+//! site of the free go to a small graveyard that error messages consult.
 
 use super::alloc::Allocator;
 use super::gc::GcState;
@@ -298,16 +298,27 @@ impl<A: Allocator> Heap<A> {
         self.note_freed(id, hdr.flag(F_TAINTED), site);
     }
 
-    /// The bookkeeping of a free: statistics, the graveyard (for a
-    /// tainted object) and the manual counts.
+    /// The bookkeeping of a free: statistics, the graveyard and the manual
+    /// counts.
     #[inline(always)]
     pub(crate) fn note_freed(&mut self, id: u32, tainted: bool, site: Site) {
         self.stats.freed_by_refcount += 1;
         if tainted {
-            self.graveyard.insert(id, site);
+            self.note_tainted_freed(id, site);
         }
-        if !self.manual.is_empty() {
-            self.manual.remove(&id);
+    }
+
+    /// A tainted object is freed. Its count was `owners + net manual
+    /// adjustment`, so at 0 some owners still hold (dangling) references
+    /// exactly when `decref` outnumbered `incref`: only then does the
+    /// graveyard remember it, so the graveyard stays as small as the
+    /// dangling references can be many (a balanced `incref`/`decref` in a
+    /// loop adds nothing).
+    #[cold]
+    #[inline(never)]
+    fn note_tainted_freed(&mut self, id: u32, site: Site) {
+        if self.manual.remove(&id).is_some_and(|n| n < 0) {
+            self.graveyard.insert(id, site);
         }
     }
 
@@ -1073,6 +1084,30 @@ mod tests {
         assert!(h.check(handle).is_err());
         h.verify([again]).unwrap();
         h.release(again, 0).unwrap();
+    }
+
+    /// The graveyard remembers only frees that leave dangling references
+    /// (more `decref`s than `incref`s): a balanced pair in a loop leaves it
+    /// empty, however many objects it frees.
+    #[test]
+    fn balanced_manual_counts_leave_no_graveyard_entry() {
+        let mut h = heap();
+        for _ in 0..1000 {
+            let r = h.new_record(0, 0).unwrap();
+            h.incref(r).unwrap();
+            h.decref(r, 3).unwrap();
+            h.release(r, 4).unwrap(); // the owner's release frees it
+        }
+        assert!(h.graveyard.is_empty());
+        assert_eq!(h.manual.len(), 0);
+        // Unbalanced: the owner is left holding a dangling reference.
+        let r = h.new_record(0, 0).unwrap();
+        h.incref(r).unwrap();
+        h.decref(r, 5).unwrap();
+        h.decref(r, 6).unwrap();
+        let Value::Ref(handle) = r else { panic!() };
+        assert_eq!(h.check(handle), Err(Fault::Freed { id: 1001, site: Some(6) }));
+        assert_eq!(h.graveyard.len(), 1);
     }
 
     #[test]
