@@ -148,6 +148,38 @@ fn eprint_block(s: &str) {
     let _ = e.write_all(s.as_bytes());
 }
 
+/// The largest source file read for a runtime error's snippet; a larger
+/// one gets the error without a snippet.
+const MAX_SNIPPET_SOURCE: u64 = 64 << 20;
+
+/// The text of the source file that a bytecode file's debug section names
+/// (`.source`), for a runtime error's snippet. The name comes from the
+/// file, not the user, so only a regular file of at most
+/// `MAX_SNIPPET_SOURCE` bytes is read: a FIFO, terminal or device could
+/// block or never end (`/dev/stdin`, `/dev/zero`). `None` when it is
+/// anything else or unreadable.
+fn read_named_source(path: &str) -> Option<String> {
+    let regular = |m: &std::fs::Metadata| m.is_file() && m.len() <= MAX_SNIPPET_SOURCE;
+    if !regular(&std::fs::metadata(path).ok()?) {
+        return None;
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true);
+    // Should the path have become a FIFO since the check, opening it
+    // does not wait for a writer (the check below then turns it down);
+    // reads of a regular file ignore the flag.
+    #[cfg(target_os = "linux")]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut opts, libc::O_NONBLOCK);
+    let file = opts.open(path).ok()?;
+    if !regular(&file.metadata().ok()?) {
+        return None;
+    }
+    // A file that grew past the cap since is turned down too.
+    let mut text = String::new();
+    file.take(MAX_SNIPPET_SOURCE + 1).read_to_string(&mut text).ok()?;
+    (text.len() as u64 <= MAX_SNIPPET_SOURCE).then_some(text)
+}
+
 /// The default `--max-heap`: half of `MemTotal` from `/proc/meminfo`, or
 /// 4 GiB where that cannot be read.
 fn default_max_heap() -> usize {
@@ -289,10 +321,6 @@ fn run<A: Allocator>(prog: &Program, src: Option<&str>, args: &RunArgs, mut heap
     let _ = out.flush();
     drop(out);
     let elapsed = start.elapsed();
-    // The source for error snippets: the text we ran, or the file the
-    // bytecode's line table names, if it is readable.
-    let file_src = if src.is_none() { std::fs::read_to_string(&prog.source_name).ok() } else { None };
-    let src = src.or(file_src.as_deref());
     if args.gc_log {
         for e in vm.heap_mut().gc_take_log() {
             eprintln!(
@@ -307,7 +335,11 @@ fn run<A: Allocator>(prog: &Program, src: Option<&str>, args: &RunArgs, mut heap
     let mut code = match &result {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {
-            eprint_block(&e.render(src));
+            // The snippet's source: the text we ran, or else the file the
+            // bytecode's line table names, read only now that an error
+            // needs it.
+            let file_src = if src.is_none() { read_named_source(&prog.source_name) } else { None };
+            eprint_block(&e.render(src.or(file_src.as_deref())));
             ExitCode::from(if vm.was_interrupted() { 130 } else { 1 })
         }
     };

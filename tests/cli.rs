@@ -16,6 +16,45 @@ fn no_panic(r: &common::Run) {
     assert!(!r.stderr.contains("panicked"), "panic: {}", r.stderr);
 }
 
+/// Runs the `rcvm` binary like `common::rcvm`, but fails the test (after
+/// killing it) if it has not ended within `secs` seconds: for inputs that
+/// used to make it hang.
+fn rcvm_within(secs: u64, args: &[&str]) -> common::Run {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rcvm"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn rcvm");
+    // Drain both pipes as it runs, so a chatty child cannot block on them.
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut b = Vec::new();
+            let _ = r.read_to_end(&mut b);
+            String::from_utf8_lossy(&b).into_owned()
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > Duration::from_secs(secs) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("rcvm {args:?} did not end within {secs} s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    common::Run { code: status.code().unwrap_or(-1), stdout: stdout.join().unwrap(), stderr: stderr.join().unwrap() }
+}
+
 const FIB: &str = "    li r0, 20\n    call r1, fib, r0\n    print r1\n.func fib 1\n    lt r1, r0, 2\n    jz r1, rec\n    ret r0\nrec: sub r1, r0, 1\n    call r1, fib, r1\n    sub r2, r0, 2\n    call r2, fib, r2\n    add r1, r1, r2\n    ret r1\n.end\n";
 
 #[test]
@@ -56,6 +95,55 @@ fn runtime_error_in_bytecode_points_at_the_source() {
     assert!(r.stderr.contains("division by zero"), "{}", r.stderr);
     assert!(r.stderr.contains(&format!("{src}:3:1")), "{}", r.stderr);
     assert!(r.stderr.contains("div r2, r0, r1"), "the source line is shown: {}", r.stderr);
+}
+
+/// The source file a bytecode file's `.source` names is read only for a
+/// runtime error's snippet, and only if it is a regular file of at most
+/// 64 MiB: a device, FIFO or huge file gives the error without a snippet,
+/// and a run that succeeds never opens it.
+#[test]
+fn a_bytecode_files_named_source_is_read_only_when_sane() {
+    const DIV: &str = "li r0, 1\nli r1, 0\ndiv r2, r0, r1\n";
+    // Bytecode whose debug section names `source` (the directive comes
+    // last, so the error's line 3 is line 3 of both files), from a
+    // program that halts or divides by zero.
+    let rcb = |tag: &str, source: &str, body: &str| {
+        let asm = tmp(&format!("named-{tag}.asm"), format!("{body}.source \"{source}\"\n").as_bytes());
+        let out = format!("{asm}.rcb");
+        let r = rcvm(&["asm", &asm, "-o", &out]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        out
+    };
+    let mut unreadable = vec!["/dev/zero".to_string(), "/dev/stdin".to_string()];
+    let fifo = std::env::temp_dir().join(format!("rcvm-cli-{}", std::process::id())).join("src.fifo");
+    let _ = std::fs::create_dir_all(fifo.parent().unwrap());
+    let _ = std::fs::remove_file(&fifo);
+    match std::process::Command::new("mkfifo").arg(&fifo).status() {
+        Ok(s) if s.success() => unreadable.push(fifo.to_string_lossy().into_owned()),
+        _ => eprintln!("note: no mkfifo here; the FIFO case is skipped"),
+    }
+    // Over the cap: the program's text, then a sparse run of NULs.
+    let big = tmp("big-source.asm", DIV.as_bytes());
+    std::fs::OpenOptions::new().write(true).open(&big).unwrap().set_len(65 << 20).unwrap();
+    unreadable.push(big);
+    for (i, source) in unreadable.iter().enumerate() {
+        if !std::path::Path::new(source).exists() {
+            continue;
+        }
+        let r = rcvm_within(20, &["run", &rcb(&format!("ok{i}"), source, "halt\n")]);
+        assert_eq!(r.code, 0, "{source}: {}", r.stderr);
+        let r = rcvm_within(20, &["run", &rcb(&format!("div{i}"), source, DIV)]);
+        no_panic(&r);
+        assert_eq!(r.code, 1, "{source}: {}", r.stderr);
+        assert!(r.stderr.contains("division by zero"), "{source}: {}", r.stderr);
+        assert!(r.stderr.contains(&format!("--> {source}:3:1")), "{source}: {}", r.stderr);
+        assert!(!r.stderr.contains("3 |"), "{source}: no snippet: {}", r.stderr);
+    }
+    // A regular file of sane size still gives the snippet.
+    let small = tmp("small-source.asm", DIV.as_bytes());
+    let r = rcvm_within(20, &["run", &rcb("small", &small, DIV)]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("3 | div r2, r0, r1"), "the snippet: {}", r.stderr);
 }
 
 #[test]
