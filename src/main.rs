@@ -84,9 +84,10 @@ struct RunArgs {
     /// One line per collection on stderr (generation, examined, collected, time).
     #[arg(long)]
     gc_log: bool,
-    /// Heap limit in bytes (suffixes K, M, G for KiB, MiB, GiB); default:
-    /// half the physical memory, so a runaway program gets "out of memory"
-    /// with a location rather than the system's OOM killer.
+    /// Heap limit in bytes: digits, then optionally K, M or G (or KiB/MiB/GiB,
+    /// KB/MB/GB; any case; powers of 1024). Default: half the physical
+    /// memory, so a runaway program gets "out of memory" with a location
+    /// rather than the system's OOM killer.
     #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
     max_heap: Option<usize>,
     /// Instruction budget.
@@ -121,15 +122,31 @@ fn parse_thresholds(s: &str) -> Result<[u64; 3], String> {
     Ok(t)
 }
 
+/// A `--max-heap` value: digits (`_` allowed between them), then at most
+/// one suffix, in any case: `K`/`KiB`/`KB`, `M`/`MiB`/`MB` or
+/// `G`/`GiB`/`GB`, all powers of 1024. Anything else is turned down.
 fn parse_bytes(s: &str) -> Result<usize, String> {
-    let (num, mult) = match s.to_ascii_uppercase().trim_end_matches(['B', 'I']).chars().last() {
-        Some('K') => (&s[..s.len() - s.trim_start_matches(|c: char| c.is_ascii_digit()).len()], 1 << 10),
-        Some('M') => (&s[..s.len() - s.trim_start_matches(|c: char| c.is_ascii_digit()).len()], 1 << 20),
-        Some('G') => (&s[..s.len() - s.trim_start_matches(|c: char| c.is_ascii_digit()).len()], 1 << 30),
-        _ => (s, 1),
+    let bad = || {
+        format!(
+            "`{s}` is not a byte count: expected digits and an optional suffix K, M or G \
+             (or KiB/MiB/GiB, KB/MB/GB; any case; powers of 1024), e.g. 1000000, 64K, 16MiB, 1G"
+        )
     };
-    let n: usize = num.parse().map_err(|_| format!("`{s}` is not a byte count (e.g. 1000000, 64K, 16M, 1G)"))?;
-    n.checked_mul(mult).ok_or_else(|| "byte count too large".to_string())
+    let split = s.find(|c: char| !c.is_ascii_digit() && c != '_').unwrap_or(s.len());
+    let (num, suffix) = s.split_at(split);
+    let shift = match suffix.to_ascii_uppercase().as_str() {
+        "" => 0,
+        "K" | "KIB" | "KB" => 10,
+        "M" | "MIB" | "MB" => 20,
+        "G" | "GIB" | "GB" => 30,
+        _ => return Err(bad()),
+    };
+    if !num.starts_with(|c: char| c.is_ascii_digit()) || num.ends_with('_') {
+        return Err(bad());
+    }
+    let too_large = || format!("`{s}` is too large: at most {} bytes", usize::MAX);
+    let n: usize = num.replace('_', "").parse().map_err(|_| too_large())?;
+    n.checked_mul(1 << shift).ok_or_else(too_large)
 }
 
 /// Input: its display name and bytes.

@@ -230,6 +230,71 @@ fn bad_command_lines_exit_2() {
     assert_eq!(rcvm(&["--help"]).code, 0);
 }
 
+/// `--max-heap` takes digits and one optional K/M/G suffix (or KiB..,
+/// KB..; any case; powers of 1024) and nothing else.
+#[test]
+fn max_heap_accepts_exactly_the_documented_forms() {
+    let hog = tmp("heap-hog.asm", b"list r0\ntop: new r1, 8\npush r0, r1\njmp top\n");
+    // Equal limits stop the hog at the same byte count; a different one
+    // does not.
+    let in_use = |limit: &str| {
+        let r = rcvm(&["run", "--max-heap", limit, &hog]);
+        assert_eq!(r.code, 1, "{limit}: {}", r.stderr);
+        assert!(r.stderr.contains("out of memory"), "{limit}: {}", r.stderr);
+        r.stderr.lines().find(|l| l.contains("bytes in use")).unwrap_or_default().to_string()
+    };
+    for same in [
+        &["1048576", "1_048_576", "1M", "1m", "1MiB", "1mib", "1MB", "1mb", "1024K", "1024kib", "1_024KB"][..],
+        &["256K", "256k", "256KiB", "256KB", "262144"],
+    ] {
+        let want = in_use(same[0]);
+        assert!(!want.is_empty());
+        for form in &same[1..] {
+            assert_eq!(in_use(form), want, "{form} is the same limit as {}", same[0]);
+        }
+    }
+    assert_ne!(in_use("2M"), in_use("1M"));
+    let halt = tmp("heap-halt.asm", b"halt\n");
+    for ok in ["0", "1G", "16g", "4GiB", "8gb", "1_0G"] {
+        let r = rcvm(&["run", "--max-heap", ok, &halt]);
+        assert_eq!(r.code, 0, "{ok}: {}", r.stderr);
+    }
+    for bad in [
+        "",
+        "K",
+        "_1",
+        "1_",
+        "1.5M",
+        "12xyzM",
+        "64garbageK",
+        "5KBIBIB",
+        "2GiBB",
+        "1KK",
+        "1 M",
+        " 1M",
+        "1M ",
+        "+1",
+        "-1",
+        "1T",
+        "1B",
+        "0x10",
+        "1e6",
+        "1\u{2154}M",
+    ] {
+        let r = rcvm(&["run", &format!("--max-heap={bad}"), &halt]);
+        no_panic(&r);
+        assert_eq!(r.code, 2, "{bad:?}: {}", r.stderr);
+        assert!(r.stderr.contains("expected digits and an optional suffix K, M or G"), "{bad:?}: {}", r.stderr);
+    }
+    // Too large for the address space: a usage error, not a wrapped value.
+    for huge in ["99999999999999999999", "18446744073709551616", "17179869184G", "18014398509481984K"] {
+        let r = rcvm(&["run", "--max-heap", huge, &halt]);
+        no_panic(&r);
+        assert_eq!(r.code, 2, "{huge}: {}", r.stderr);
+        assert!(r.stderr.contains("is too large"), "{huge}: {}", r.stderr);
+    }
+}
+
 #[test]
 fn limits_end_the_run_with_a_runtime_error() {
     let spin = tmp("spin.asm", b"top: jmp top\n");
