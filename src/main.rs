@@ -1,6 +1,11 @@
 //! The `rcvm` command line. Exit codes: 0 success; 1 runtime error; 2 the
 //! program, bytecode file or command line was rejected; 3 `--check-leaks`
 //! found leaks; 130 interrupted by Ctrl-C (the error names the instruction).
+//!
+//! Nothing here prints with `print!`/`eprintln!`, which panic when the write
+//! fails: standard output goes through `write_all` and its errors are
+//! handled (`stdout_failed`), and a failed write to standard error is
+//! ignored, as there is nowhere left to report it.
 
 use clap::{Parser, Subcommand, ValueEnum};
 use rcvm::bytecode::disasm::disassemble;
@@ -10,7 +15,8 @@ use rcvm::mem::alloc::{Allocator, BumpAllocator, PoolAllocator, Selected, System
 use rcvm::mem::Heap;
 use rcvm::vm::{Limits, Vm};
 use rcvm::LoadError;
-use std::io::{IsTerminal, Read, Write};
+use std::fmt::Display;
+use std::io::{self, IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -160,9 +166,63 @@ fn read_input(file: &str) -> Result<(String, Vec<u8>), String> {
     }
 }
 
+/// Writes `s` to stderr; a failure is ignored (there is nowhere left to
+/// report it), never a panic.
 fn eprint_block(s: &str) {
-    let mut e = std::io::stderr().lock();
+    let mut e = io::stderr().lock();
     let _ = e.write_all(s.as_bytes());
+}
+
+/// `error: MSG` on stderr.
+fn report(msg: impl Display) {
+    eprint_block(&format!("error: {msg}\n"));
+}
+
+/// The exit code after a failed write to standard output. A reader that
+/// went away (a broken pipe: `rcvm disasm big.asm | head`) ends the process
+/// quietly with exit 0, as ripgrep does (C tools die of SIGPIPE, which Rust
+/// ignores); any other failure (a full disk, say) is an error with `code`.
+fn stdout_failed(e: &io::Error, code: u8) -> ExitCode {
+    if e.kind() == io::ErrorKind::BrokenPipe {
+        return ExitCode::SUCCESS;
+    }
+    report(format_args!("cannot write to standard output: {e}"));
+    ExitCode::from(code)
+}
+
+/// Writes all of `s` to standard output and flushes it.
+fn print_all(s: &str) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    out.write_all(s.as_bytes())?;
+    out.flush()
+}
+
+/// The program's standard output, remembering the kind of the first error
+/// a write met. Only `print` writes, and a failed one is the runtime error
+/// that stops the program: this tells `run` whether the error was that,
+/// and whether it was a reader that went away. Flushes are not watched:
+/// the VM ignores the result of its own at the end of a run, and `run`
+/// flushes again and looks at that result.
+struct Watched<W: Write> {
+    inner: W,
+    write_failed: Option<io::ErrorKind>,
+}
+
+impl<W: Write> Write for Watched<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let r = self.inner.write(buf);
+        if let Err(e) = &r {
+            // `write_all` retries an interrupted write: not a failure.
+            if e.kind() != io::ErrorKind::Interrupted && self.write_failed.is_none() {
+                self.write_failed = Some(e.kind());
+            }
+        }
+        r
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// The largest source file read for a runtime error's snippet; a larger
@@ -213,7 +273,7 @@ fn default_max_heap() -> usize {
 /// Loads and verifies; on failure prints the diagnostics and gives exit 2.
 fn load(file: &str) -> Result<(Program, Option<String>), ExitCode> {
     let (name, bytes) = read_input(file).map_err(|m| {
-        eprintln!("error: {m}");
+        report(m);
         ExitCode::from(2)
     })?;
     match rcvm::load(&name, &bytes) {
@@ -237,7 +297,7 @@ fn load(file: &str) -> Result<(Program, Option<String>), ExitCode> {
             Err(ExitCode::from(2))
         }
         Err(LoadError::Bytecode(m)) => {
-            eprintln!("error: `{name}` is not a valid rcvm bytecode file: {m}\n  --> {name}");
+            report(format_args!("`{name}` is not a valid rcvm bytecode file: {m}\n  --> {name}"));
             Err(ExitCode::from(2))
         }
         Err(LoadError::NotText(d)) => {
@@ -257,8 +317,15 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+            // `--help` and `--version` go to stdout, usage errors to stderr.
+            let printed = e.print();
+            if e.use_stderr() {
+                return ExitCode::from(2);
+            }
+            return match printed {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => stdout_failed(&e, 2),
+            };
         }
     };
     match cli.cmd {
@@ -267,17 +334,17 @@ fn main() -> ExitCode {
             Err(c) => c,
         },
         Cmd::Disasm { file } => match load(&file) {
-            Ok((p, _)) => {
-                print!("{}", disassemble(&p));
-                ExitCode::SUCCESS
-            }
+            Ok((p, _)) => match print_all(&disassemble(&p)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => stdout_failed(&e, 2),
+            },
             Err(c) => c,
         },
         Cmd::Asm { file, output } => match load(&file) {
             Ok((p, _)) => match std::fs::write(&output, p.to_bytes()) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    eprintln!("error: cannot write `{}`: {e}", output.display());
+                    report(format_args!("cannot write `{}`: {e}", output.display()));
                     ExitCode::from(2)
                 }
             },
@@ -327,30 +394,42 @@ fn run<A: Allocator>(prog: &Program, src: Option<&str>, args: &RunArgs, mut heap
     let _ = signal_hook::flag::register_conditional_shutdown(signal_hook::consts::SIGINT, 130, Arc::clone(&interrupt));
     let _ = signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&interrupt));
     vm.set_interrupt(interrupt);
-    let stdout = std::io::stdout();
-    let mut out: Box<dyn Write> = if stdout.is_terminal() {
-        Box::new(std::io::LineWriter::new(stdout.lock()))
+    let stdout = io::stdout();
+    let inner: Box<dyn Write> = if stdout.is_terminal() {
+        Box::new(io::LineWriter::new(stdout.lock()))
     } else {
-        Box::new(std::io::BufWriter::with_capacity(1 << 16, stdout.lock()))
+        Box::new(io::BufWriter::with_capacity(1 << 16, stdout.lock()))
     };
+    let mut out = Watched { inner, write_failed: None };
     let start = std::time::Instant::now();
     let result = vm.run(&mut out);
-    let _ = out.flush();
+    // What the VM's own flush could not write, this one retries, and
+    // reports.
+    let flushed = out.flush();
+    let write_failed = out.write_failed;
     drop(out);
     let elapsed = start.elapsed();
+    // A failed write failed a `print`: that is the runtime error. If it
+    // met a broken pipe, the reader went away, and the run ends quietly
+    // (see `stdout_failed`).
+    let print_failed = result.is_err() && write_failed.is_some();
+    let reader_left = print_failed && write_failed == Some(io::ErrorKind::BrokenPipe);
     if args.gc_log {
+        let mut log = String::new();
         for e in vm.heap_mut().gc_take_log() {
-            eprintln!(
-                "gc: generation {}: {} examined, {} unreachable, {:.3} ms",
+            log.push_str(&format!(
+                "gc: generation {}: {} examined, {} unreachable, {:.3} ms\n",
                 e.generation,
                 e.examined,
                 e.collected,
                 e.duration.as_secs_f64() * 1e3
-            );
+            ));
         }
+        eprint_block(&log);
     }
     let mut code = match &result {
         Ok(_) => ExitCode::SUCCESS,
+        Err(_) if reader_left => ExitCode::SUCCESS,
         Err(e) => {
             // The snippet's source: the text we ran, or else the file the
             // bytecode's line table names, read only now that an error
@@ -360,6 +439,19 @@ fn run<A: Allocator>(prog: &Program, src: Option<&str>, args: &RunArgs, mut heap
             ExitCode::from(if vm.was_interrupted() { 130 } else { 1 })
         }
     };
+    // Output that could not be written at the end fails the run as a
+    // failed `print` does (exit 1, no leak check), unless the reader went
+    // away; a runtime error keeps its exit code (1, or 130).
+    let output_lost = match &flushed {
+        Err(e) if !print_failed && e.kind() != io::ErrorKind::BrokenPipe => {
+            let c = stdout_failed(e, 1);
+            if result.is_ok() {
+                code = c;
+            }
+            true
+        }
+        _ => false,
+    };
     if args.stats || args.stats_json.is_some() {
         let stats = rcvm::stats::Stats::collect(&vm, elapsed);
         if args.stats {
@@ -368,12 +460,12 @@ fn run<A: Allocator>(prog: &Program, src: Option<&str>, args: &RunArgs, mut heap
         if let Some(path) = &args.stats_json {
             let json = serde_json::to_string_pretty(&stats).unwrap_or_default();
             if let Err(e) = std::fs::write(path, json + "\n") {
-                eprintln!("error: cannot write `{}`: {e}", path.display());
+                report(format_args!("cannot write `{}`: {e}", path.display()));
                 code = ExitCode::from(2);
             }
         }
     }
-    if args.check_leaks && result.is_ok() {
+    if args.check_leaks && result.is_ok() && !output_lost {
         let report = rcvm::stats::leak_report(&mut vm);
         if !report.is_empty() {
             eprint_block(&report);

@@ -20,26 +20,40 @@ fn no_panic(r: &common::Run) {
 /// killing it) if it has not ended within `secs` seconds: for inputs that
 /// used to make it hang.
 fn rcvm_within(secs: u64, args: &[&str]) -> common::Run {
-    use std::io::Read;
-    use std::process::{Command, Stdio};
-    use std::time::{Duration, Instant};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rcvm"))
+    use std::process::Stdio;
+    finish_within(secs, spawn_rcvm(args, Stdio::piped(), Stdio::piped()), args)
+}
+
+/// Starts the `rcvm` binary with `args`, stdin closed, and the given
+/// stdout and stderr.
+fn spawn_rcvm(args: &[&str], stdout: std::process::Stdio, stderr: std::process::Stdio) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_rcvm"))
         .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdin(std::process::Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
         .spawn()
-        .expect("spawn rcvm");
-    // Drain both pipes as it runs, so a chatty child cannot block on them.
-    let drain = |mut r: Box<dyn Read + Send>| {
+        .expect("spawn rcvm")
+}
+
+/// Waits for `child`, reading what is left of its piped stdout and stderr
+/// (empty if not piped), and fails the test (after killing it) if it has
+/// not ended within `secs` seconds.
+fn finish_within(secs: u64, mut child: std::process::Child, args: &[&str]) -> common::Run {
+    use std::io::Read;
+    use std::time::{Duration, Instant};
+    // Drain the pipes as it runs, so a chatty child cannot block on them.
+    let drain = |r: Option<Box<dyn Read + Send>>| {
         std::thread::spawn(move || {
             let mut b = Vec::new();
-            let _ = r.read_to_end(&mut b);
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut b);
+            }
             String::from_utf8_lossy(&b).into_owned()
         })
     };
-    let stdout = drain(Box::new(child.stdout.take().unwrap()));
-    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let stdout = drain(child.stdout.take().map(|r| Box::new(r) as Box<dyn Read + Send>));
+    let stderr = drain(child.stderr.take().map(|r| Box::new(r) as Box<dyn Read + Send>));
     let start = Instant::now();
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
@@ -464,4 +478,110 @@ fn huge_pages_change_no_result_and_no_accounting() {
     }
     assert_eq!(seen[0], seen[1]);
     assert_eq!(rcvm(&["run", "--huge-pages", "maybe", &src]).code, 2);
+}
+
+/// `/dev/full`, opened for writing, where the system has one.
+fn dev_full() -> Option<std::fs::File> {
+    std::fs::OpenOptions::new().write(true).open("/dev/full").ok()
+}
+
+/// Standard output that cannot be written (a full disk) is an error on
+/// stderr, never a panic nor a silent success: exit 1 for `run` (as a
+/// `print` that fails), 2 for the other commands (as `asm -o` that cannot
+/// write its file).
+#[test]
+fn a_full_stdout_is_an_error() {
+    use std::process::Stdio;
+    let Some(_) = dev_full() else {
+        eprintln!("note: no /dev/full here; skipped");
+        return;
+    };
+    let fib = tmp("full-fib.asm", FIB.as_bytes());
+    let spin = tmp("full-spin.asm", b"li r0, 0\ntop: print r0\nadd r0, r0, 1\njmp top\n");
+    let print_div = tmp("full-div.asm", b"li r0, 1\nprint r0\nli r1, 0\ndiv r2, r0, r1\n");
+    let cases: [(&[&str], i32, &[&str]); 6] = [
+        // Output written only by the final flush.
+        (&["run", &fib], 1, &["error: cannot write to standard output: "]),
+        // A `print` that fails is the located runtime error.
+        (&["run", &spin], 1, &["error: cannot write to standard output: ", &format!("{spin}:2:6")]),
+        // The runtime error, and the output it could not write.
+        (&["run", &print_div], 1, &["division by zero", "error: cannot write to standard output: "]),
+        (&["disasm", &fib], 2, &["error: cannot write to standard output: "]),
+        (&["--help"], 2, &["error: cannot write to standard output: "]),
+        (&["--version"], 2, &["error: cannot write to standard output: "]),
+    ];
+    for (args, code, wants) in cases {
+        let r = finish_within(20, spawn_rcvm(args, dev_full().unwrap().into(), Stdio::piped()), args);
+        no_panic(&r);
+        assert_eq!(r.code, code, "{args:?}: {}", r.stderr);
+        for want in wants {
+            assert!(r.stderr.contains(want), "{args:?}: {want:?} in {}", r.stderr);
+        }
+    }
+    // Lost output fails the run as a failed `print` would: exit 1, and no
+    // leak check (this one leaks).
+    let leak = tmp("full-leak-print.asm", b"li r1, 5\nprint r1\nnew r0, 1\nincref r0\n");
+    let args = ["run", "--check-leaks", &leak];
+    let r = finish_within(20, spawn_rcvm(&args, dev_full().unwrap().into(), Stdio::piped()), &args);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(!r.stderr.contains("leak"), "{}", r.stderr);
+}
+
+/// A failed write to stderr is ignored: the exit code is what it would
+/// have been, and nothing panics (a panic would be exit 101 or 134).
+#[test]
+fn a_full_stderr_changes_no_exit_code() {
+    use std::process::Stdio;
+    if dev_full().is_none() {
+        eprintln!("note: no /dev/full here; skipped");
+        return;
+    }
+    let cycles =
+        tmp("full-gc.asm", b"li r1, 0\ntop: list r0\npush r0, r0\nadd r1, r1, 1\nlt r2, r1, 2000\njnz r2, top\n");
+    let div = tmp("full-stderr-div.asm", b"li r0, 1\nli r1, 0\ndiv r2, r0, r1\n");
+    let leak = tmp("full-leak.asm", b"new r0, 1\nincref r0\n");
+    let bad = tmp("full-bad.asm", b"frobnicate r0\n");
+    let cases: [(&[&str], i32); 9] = [
+        (&["run", "--gc-log", "--stats", "--trace", &cycles], 0),
+        (&["run", "/nonexistent/prog.asm"], 2),
+        (&["run", &bad], 2),
+        (&["run", &div], 1),
+        (&["run", "--check-leaks", &leak], 3),
+        (&["run", "--stats-json", "/dev/full", &cycles], 2),
+        (&["asm", &cycles, "-o", "/nonexistent/dir/out.rcb"], 2),
+        (&["run", "--max-heap", "lots", &cycles], 2),
+        (&["frobnicate"], 2),
+    ];
+    for (args, code) in cases {
+        let r = finish_within(60, spawn_rcvm(args, Stdio::piped(), dev_full().unwrap().into()), args);
+        assert_eq!(r.code, code, "{args:?}");
+    }
+}
+
+/// A reader that goes away (`rcvm ... | head -1`) ends the output quietly
+/// with exit 0, as ripgrep does: no panic, no error message.
+#[test]
+fn a_closed_pipe_ends_the_output_quietly() {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let big: String = "li r0, 1\n".repeat(20_000) + "halt\n";
+    let big = tmp("pipe-big.asm", big.as_bytes());
+    let spin = tmp("pipe-spin.asm", b"li r0, 0\ntop: print r0\nadd r0, r0, 1\njmp top\n");
+    let fib = tmp("pipe-fib.asm", FIB.as_bytes());
+    // The reader takes one line, then goes: a write after that fails.
+    for args in [&["disasm", &big][..], &["run", &spin]] {
+        let mut child = spawn_rcvm(args, Stdio::piped(), Stdio::piped());
+        let mut first = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+        assert!(!first.is_empty(), "{args:?}");
+        let r = finish_within(20, child, args);
+        assert_eq!((r.code, r.stderr.as_str()), (0, ""), "{args:?}");
+    }
+    // The reader is gone before anything is written.
+    for args in [&["disasm", &big][..], &["run", &fib], &["--help"]] {
+        let mut child = spawn_rcvm(args, Stdio::piped(), Stdio::piped());
+        drop(child.stdout.take());
+        let r = finish_within(20, child, args);
+        assert_eq!((r.code, r.stderr.as_str()), (0, ""), "{args:?}");
+    }
 }
