@@ -1,6 +1,11 @@
 //! The `rcvm` command line. Exit codes: 0 success; 1 runtime error; 2 the
 //! program, bytecode file or command line was rejected; 3 `--check-leaks`
 //! found leaks; 130 interrupted by Ctrl-C (the error names the instruction).
+//!
+//! Nothing here prints with `print!`/`eprintln!`, which panic when the write
+//! fails: standard output goes through `write_all` and its errors are
+//! handled (`stdout_failed`), and a failed write to standard error is
+//! ignored, as there is nowhere left to report it.
 
 use clap::{Parser, Subcommand, ValueEnum};
 use rcvm::bytecode::disasm::disassemble;
@@ -10,7 +15,8 @@ use rcvm::mem::alloc::{Allocator, BumpAllocator, PoolAllocator, Selected, System
 use rcvm::mem::Heap;
 use rcvm::vm::{Limits, Vm};
 use rcvm::LoadError;
-use std::io::{IsTerminal, Read, Write};
+use std::fmt::Display;
+use std::io::{self, IsTerminal, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
@@ -84,9 +90,10 @@ struct RunArgs {
     /// One line per collection on stderr (generation, examined, collected, time).
     #[arg(long)]
     gc_log: bool,
-    /// Heap limit in bytes (suffixes K, M, G for KiB, MiB, GiB); default:
-    /// half the physical memory, so a runaway program gets "out of memory"
-    /// with a location rather than the system's OOM killer.
+    /// Heap limit in bytes: digits, then optionally K, M or G (or KiB/MiB/GiB,
+    /// KB/MB/GB; any case; powers of 1024). Default: half the physical
+    /// memory, so a runaway program gets "out of memory" with a location
+    /// rather than the system's OOM killer.
     #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
     max_heap: Option<usize>,
     /// Instruction budget.
@@ -121,15 +128,31 @@ fn parse_thresholds(s: &str) -> Result<[u64; 3], String> {
     Ok(t)
 }
 
+/// A `--max-heap` value: digits (`_` allowed between them), then at most
+/// one suffix, in any case: `K`/`KiB`/`KB`, `M`/`MiB`/`MB` or
+/// `G`/`GiB`/`GB`, all powers of 1024. Anything else is turned down.
 fn parse_bytes(s: &str) -> Result<usize, String> {
-    let (num, mult) = match s.to_ascii_uppercase().trim_end_matches(['B', 'I']).chars().last() {
-        Some('K') => (&s[..s.len() - s.trim_start_matches(|c: char| c.is_ascii_digit()).len()], 1 << 10),
-        Some('M') => (&s[..s.len() - s.trim_start_matches(|c: char| c.is_ascii_digit()).len()], 1 << 20),
-        Some('G') => (&s[..s.len() - s.trim_start_matches(|c: char| c.is_ascii_digit()).len()], 1 << 30),
-        _ => (s, 1),
+    let bad = || {
+        format!(
+            "`{s}` is not a byte count: expected digits and an optional suffix K, M or G \
+             (or KiB/MiB/GiB, KB/MB/GB; any case; powers of 1024), e.g. 1000000, 64K, 16MiB, 1G"
+        )
     };
-    let n: usize = num.parse().map_err(|_| format!("`{s}` is not a byte count (e.g. 1000000, 64K, 16M, 1G)"))?;
-    n.checked_mul(mult).ok_or_else(|| "byte count too large".to_string())
+    let split = s.find(|c: char| !c.is_ascii_digit() && c != '_').unwrap_or(s.len());
+    let (num, suffix) = s.split_at(split);
+    let shift = match suffix.to_ascii_uppercase().as_str() {
+        "" => 0,
+        "K" | "KIB" | "KB" => 10,
+        "M" | "MIB" | "MB" => 20,
+        "G" | "GIB" | "GB" => 30,
+        _ => return Err(bad()),
+    };
+    if !num.starts_with(|c: char| c.is_ascii_digit()) || num.ends_with('_') {
+        return Err(bad());
+    }
+    let too_large = || format!("`{s}` is too large: at most {} bytes", usize::MAX);
+    let n: usize = num.replace('_', "").parse().map_err(|_| too_large())?;
+    n.checked_mul(1 << shift).ok_or_else(too_large)
 }
 
 /// Input: its display name and bytes.
@@ -143,9 +166,95 @@ fn read_input(file: &str) -> Result<(String, Vec<u8>), String> {
     }
 }
 
+/// Writes `s` to stderr; a failure is ignored (there is nowhere left to
+/// report it), never a panic.
 fn eprint_block(s: &str) {
-    let mut e = std::io::stderr().lock();
+    let mut e = io::stderr().lock();
     let _ = e.write_all(s.as_bytes());
+}
+
+/// `error: MSG` on stderr.
+fn report(msg: impl Display) {
+    eprint_block(&format!("error: {msg}\n"));
+}
+
+/// The exit code after a failed write to standard output. A reader that
+/// went away (a broken pipe: `rcvm disasm big.asm | head`) ends the process
+/// quietly with exit 0, as ripgrep does (C tools die of SIGPIPE, which Rust
+/// ignores); any other failure (a full disk, say) is an error with `code`.
+fn stdout_failed(e: &io::Error, code: u8) -> ExitCode {
+    if e.kind() == io::ErrorKind::BrokenPipe {
+        return ExitCode::SUCCESS;
+    }
+    report(format_args!("cannot write to standard output: {e}"));
+    ExitCode::from(code)
+}
+
+/// Writes all of `s` to standard output and flushes it.
+fn print_all(s: &str) -> io::Result<()> {
+    let mut out = io::stdout().lock();
+    out.write_all(s.as_bytes())?;
+    out.flush()
+}
+
+/// The program's standard output, remembering the kind of the first error
+/// a write met. Only `print` writes, and a failed one is the runtime error
+/// that stops the program: this tells `run` whether the error was that,
+/// and whether it was a reader that went away. Flushes are not watched:
+/// the VM ignores the result of its own at the end of a run, and `run`
+/// flushes again and looks at that result.
+struct Watched<W: Write> {
+    inner: W,
+    write_failed: Option<io::ErrorKind>,
+}
+
+impl<W: Write> Write for Watched<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let r = self.inner.write(buf);
+        if let Err(e) = &r {
+            // `write_all` retries an interrupted write: not a failure.
+            if e.kind() != io::ErrorKind::Interrupted && self.write_failed.is_none() {
+                self.write_failed = Some(e.kind());
+            }
+        }
+        r
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The largest source file read for a runtime error's snippet; a larger
+/// one gets the error without a snippet.
+const MAX_SNIPPET_SOURCE: u64 = 64 << 20;
+
+/// The text of the source file that a bytecode file's debug section names
+/// (`.source`), for a runtime error's snippet. The name comes from the
+/// file, not the user, so only a regular file of at most
+/// `MAX_SNIPPET_SOURCE` bytes is read: a FIFO, terminal or device could
+/// block or never end (`/dev/stdin`, `/dev/zero`). `None` when it is
+/// anything else or unreadable.
+fn read_named_source(path: &str) -> Option<String> {
+    let regular = |m: &std::fs::Metadata| m.is_file() && m.len() <= MAX_SNIPPET_SOURCE;
+    if !regular(&std::fs::metadata(path).ok()?) {
+        return None;
+    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true);
+    // Should the path have become a FIFO since the check, opening it
+    // does not wait for a writer (the check below then turns it down);
+    // reads of a regular file ignore the flag.
+    #[cfg(target_os = "linux")]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut opts, libc::O_NONBLOCK);
+    let file = opts.open(path).ok()?;
+    if !regular(&file.metadata().ok()?) {
+        return None;
+    }
+    // A file that grew past the cap since is turned down too.
+    let mut text = String::new();
+    file.take(MAX_SNIPPET_SOURCE + 1).read_to_string(&mut text).ok()?;
+    (text.len() as u64 <= MAX_SNIPPET_SOURCE).then_some(text)
 }
 
 /// The default `--max-heap`: half of `MemTotal` from `/proc/meminfo`, or
@@ -164,7 +273,7 @@ fn default_max_heap() -> usize {
 /// Loads and verifies; on failure prints the diagnostics and gives exit 2.
 fn load(file: &str) -> Result<(Program, Option<String>), ExitCode> {
     let (name, bytes) = read_input(file).map_err(|m| {
-        eprintln!("error: {m}");
+        report(m);
         ExitCode::from(2)
     })?;
     match rcvm::load(&name, &bytes) {
@@ -188,7 +297,7 @@ fn load(file: &str) -> Result<(Program, Option<String>), ExitCode> {
             Err(ExitCode::from(2))
         }
         Err(LoadError::Bytecode(m)) => {
-            eprintln!("error: `{name}` is not a valid rcvm bytecode file: {m}\n  --> {name}");
+            report(format_args!("`{name}` is not a valid rcvm bytecode file: {m}\n  --> {name}"));
             Err(ExitCode::from(2))
         }
         Err(LoadError::NotText(d)) => {
@@ -208,8 +317,15 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+            // `--help` and `--version` go to stdout, usage errors to stderr.
+            let printed = e.print();
+            if e.use_stderr() {
+                return ExitCode::from(2);
+            }
+            return match printed {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => stdout_failed(&e, 2),
+            };
         }
     };
     match cli.cmd {
@@ -218,17 +334,17 @@ fn main() -> ExitCode {
             Err(c) => c,
         },
         Cmd::Disasm { file } => match load(&file) {
-            Ok((p, _)) => {
-                print!("{}", disassemble(&p));
-                ExitCode::SUCCESS
-            }
+            Ok((p, _)) => match print_all(&disassemble(&p)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => stdout_failed(&e, 2),
+            },
             Err(c) => c,
         },
         Cmd::Asm { file, output } => match load(&file) {
             Ok((p, _)) => match std::fs::write(&output, p.to_bytes()) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    eprintln!("error: cannot write `{}`: {e}", output.display());
+                    report(format_args!("cannot write `{}`: {e}", output.display()));
                     ExitCode::from(2)
                 }
             },
@@ -278,38 +394,63 @@ fn run<A: Allocator>(prog: &Program, src: Option<&str>, args: &RunArgs, mut heap
     let _ = signal_hook::flag::register_conditional_shutdown(signal_hook::consts::SIGINT, 130, Arc::clone(&interrupt));
     let _ = signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&interrupt));
     vm.set_interrupt(interrupt);
-    let stdout = std::io::stdout();
-    let mut out: Box<dyn Write> = if stdout.is_terminal() {
-        Box::new(std::io::LineWriter::new(stdout.lock()))
+    let stdout = io::stdout();
+    let inner: Box<dyn Write> = if stdout.is_terminal() {
+        Box::new(io::LineWriter::new(stdout.lock()))
     } else {
-        Box::new(std::io::BufWriter::with_capacity(1 << 16, stdout.lock()))
+        Box::new(io::BufWriter::with_capacity(1 << 16, stdout.lock()))
     };
+    let mut out = Watched { inner, write_failed: None };
     let start = std::time::Instant::now();
     let result = vm.run(&mut out);
-    let _ = out.flush();
+    // What the VM's own flush could not write, this one retries, and
+    // reports.
+    let flushed = out.flush();
+    let write_failed = out.write_failed;
     drop(out);
     let elapsed = start.elapsed();
-    // The source for error snippets: the text we ran, or the file the
-    // bytecode's line table names, if it is readable.
-    let file_src = if src.is_none() { std::fs::read_to_string(&prog.source_name).ok() } else { None };
-    let src = src.or(file_src.as_deref());
+    // A failed write failed a `print`: that is the runtime error. If it
+    // met a broken pipe, the reader went away, and the run ends quietly
+    // (see `stdout_failed`).
+    let print_failed = result.is_err() && write_failed.is_some();
+    let reader_left = print_failed && write_failed == Some(io::ErrorKind::BrokenPipe);
     if args.gc_log {
+        let mut log = String::new();
         for e in vm.heap_mut().gc_take_log() {
-            eprintln!(
-                "gc: generation {}: {} examined, {} unreachable, {:.3} ms",
+            log.push_str(&format!(
+                "gc: generation {}: {} examined, {} unreachable, {:.3} ms\n",
                 e.generation,
                 e.examined,
                 e.collected,
                 e.duration.as_secs_f64() * 1e3
-            );
+            ));
         }
+        eprint_block(&log);
     }
     let mut code = match &result {
         Ok(_) => ExitCode::SUCCESS,
+        Err(_) if reader_left => ExitCode::SUCCESS,
         Err(e) => {
-            eprint_block(&e.render(src));
+            // The snippet's source: the text we ran, or else the file the
+            // bytecode's line table names, read only now that an error
+            // needs it.
+            let file_src = if src.is_none() { read_named_source(&prog.source_name) } else { None };
+            eprint_block(&e.render(src.or(file_src.as_deref())));
             ExitCode::from(if vm.was_interrupted() { 130 } else { 1 })
         }
+    };
+    // Output that could not be written at the end fails the run as a
+    // failed `print` does (exit 1, no leak check), unless the reader went
+    // away; a runtime error keeps its exit code (1, or 130).
+    let output_lost = match &flushed {
+        Err(e) if !print_failed && e.kind() != io::ErrorKind::BrokenPipe => {
+            let c = stdout_failed(e, 1);
+            if result.is_ok() {
+                code = c;
+            }
+            true
+        }
+        _ => false,
     };
     if args.stats || args.stats_json.is_some() {
         let stats = rcvm::stats::Stats::collect(&vm, elapsed);
@@ -319,12 +460,12 @@ fn run<A: Allocator>(prog: &Program, src: Option<&str>, args: &RunArgs, mut heap
         if let Some(path) = &args.stats_json {
             let json = serde_json::to_string_pretty(&stats).unwrap_or_default();
             if let Err(e) = std::fs::write(path, json + "\n") {
-                eprintln!("error: cannot write `{}`: {e}", path.display());
+                report(format_args!("cannot write `{}`: {e}", path.display()));
                 code = ExitCode::from(2);
             }
         }
     }
-    if args.check_leaks && result.is_ok() {
+    if args.check_leaks && result.is_ok() && !output_lost {
         let report = rcvm::stats::leak_report(&mut vm);
         if !report.is_empty() {
             eprint_block(&report);

@@ -16,6 +16,59 @@ fn no_panic(r: &common::Run) {
     assert!(!r.stderr.contains("panicked"), "panic: {}", r.stderr);
 }
 
+/// Runs the `rcvm` binary like `common::rcvm`, but fails the test (after
+/// killing it) if it has not ended within `secs` seconds: for inputs that
+/// used to make it hang.
+fn rcvm_within(secs: u64, args: &[&str]) -> common::Run {
+    use std::process::Stdio;
+    finish_within(secs, spawn_rcvm(args, Stdio::piped(), Stdio::piped()), args)
+}
+
+/// Starts the `rcvm` binary with `args`, stdin closed, and the given
+/// stdout and stderr.
+fn spawn_rcvm(args: &[&str], stdout: std::process::Stdio, stderr: std::process::Stdio) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_rcvm"))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
+        .spawn()
+        .expect("spawn rcvm")
+}
+
+/// Waits for `child`, reading what is left of its piped stdout and stderr
+/// (empty if not piped), and fails the test (after killing it) if it has
+/// not ended within `secs` seconds.
+fn finish_within(secs: u64, mut child: std::process::Child, args: &[&str]) -> common::Run {
+    use std::io::Read;
+    use std::time::{Duration, Instant};
+    // Drain the pipes as it runs, so a chatty child cannot block on them.
+    let drain = |r: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut b = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut b);
+            }
+            String::from_utf8_lossy(&b).into_owned()
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|r| Box::new(r) as Box<dyn Read + Send>));
+    let stderr = drain(child.stderr.take().map(|r| Box::new(r) as Box<dyn Read + Send>));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > Duration::from_secs(secs) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("rcvm {args:?} did not end within {secs} s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    common::Run { code: status.code().unwrap_or(-1), stdout: stdout.join().unwrap(), stderr: stderr.join().unwrap() }
+}
+
 const FIB: &str = "    li r0, 20\n    call r1, fib, r0\n    print r1\n.func fib 1\n    lt r1, r0, 2\n    jz r1, rec\n    ret r0\nrec: sub r1, r0, 1\n    call r1, fib, r1\n    sub r2, r0, 2\n    call r2, fib, r2\n    add r1, r1, r2\n    ret r1\n.end\n";
 
 #[test]
@@ -56,6 +109,55 @@ fn runtime_error_in_bytecode_points_at_the_source() {
     assert!(r.stderr.contains("division by zero"), "{}", r.stderr);
     assert!(r.stderr.contains(&format!("{src}:3:1")), "{}", r.stderr);
     assert!(r.stderr.contains("div r2, r0, r1"), "the source line is shown: {}", r.stderr);
+}
+
+/// The source file a bytecode file's `.source` names is read only for a
+/// runtime error's snippet, and only if it is a regular file of at most
+/// 64 MiB: a device, FIFO or huge file gives the error without a snippet,
+/// and a run that succeeds never opens it.
+#[test]
+fn a_bytecode_files_named_source_is_read_only_when_sane() {
+    const DIV: &str = "li r0, 1\nli r1, 0\ndiv r2, r0, r1\n";
+    // Bytecode whose debug section names `source` (the directive comes
+    // last, so the error's line 3 is line 3 of both files), from a
+    // program that halts or divides by zero.
+    let rcb = |tag: &str, source: &str, body: &str| {
+        let asm = tmp(&format!("named-{tag}.asm"), format!("{body}.source \"{source}\"\n").as_bytes());
+        let out = format!("{asm}.rcb");
+        let r = rcvm(&["asm", &asm, "-o", &out]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        out
+    };
+    let mut unreadable = vec!["/dev/zero".to_string(), "/dev/stdin".to_string()];
+    let fifo = std::env::temp_dir().join(format!("rcvm-cli-{}", std::process::id())).join("src.fifo");
+    let _ = std::fs::create_dir_all(fifo.parent().unwrap());
+    let _ = std::fs::remove_file(&fifo);
+    match std::process::Command::new("mkfifo").arg(&fifo).status() {
+        Ok(s) if s.success() => unreadable.push(fifo.to_string_lossy().into_owned()),
+        _ => eprintln!("note: no mkfifo here; the FIFO case is skipped"),
+    }
+    // Over the cap: the program's text, then a sparse run of NULs.
+    let big = tmp("big-source.asm", DIV.as_bytes());
+    std::fs::OpenOptions::new().write(true).open(&big).unwrap().set_len(65 << 20).unwrap();
+    unreadable.push(big);
+    for (i, source) in unreadable.iter().enumerate() {
+        if !std::path::Path::new(source).exists() {
+            continue;
+        }
+        let r = rcvm_within(20, &["run", &rcb(&format!("ok{i}"), source, "halt\n")]);
+        assert_eq!(r.code, 0, "{source}: {}", r.stderr);
+        let r = rcvm_within(20, &["run", &rcb(&format!("div{i}"), source, DIV)]);
+        no_panic(&r);
+        assert_eq!(r.code, 1, "{source}: {}", r.stderr);
+        assert!(r.stderr.contains("division by zero"), "{source}: {}", r.stderr);
+        assert!(r.stderr.contains(&format!("--> {source}:3:1")), "{source}: {}", r.stderr);
+        assert!(!r.stderr.contains("3 |"), "{source}: no snippet: {}", r.stderr);
+    }
+    // A regular file of sane size still gives the snippet.
+    let small = tmp("small-source.asm", DIV.as_bytes());
+    let r = rcvm_within(20, &["run", &rcb("small", &small, DIV)]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("3 | div r2, r0, r1"), "the snippet: {}", r.stderr);
 }
 
 #[test]
@@ -140,6 +242,71 @@ fn bad_command_lines_exit_2() {
         assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
     }
     assert_eq!(rcvm(&["--help"]).code, 0);
+}
+
+/// `--max-heap` takes digits and one optional K/M/G suffix (or KiB..,
+/// KB..; any case; powers of 1024) and nothing else.
+#[test]
+fn max_heap_accepts_exactly_the_documented_forms() {
+    let hog = tmp("heap-hog.asm", b"list r0\ntop: new r1, 8\npush r0, r1\njmp top\n");
+    // Equal limits stop the hog at the same byte count; a different one
+    // does not.
+    let in_use = |limit: &str| {
+        let r = rcvm(&["run", "--max-heap", limit, &hog]);
+        assert_eq!(r.code, 1, "{limit}: {}", r.stderr);
+        assert!(r.stderr.contains("out of memory"), "{limit}: {}", r.stderr);
+        r.stderr.lines().find(|l| l.contains("bytes in use")).unwrap_or_default().to_string()
+    };
+    for same in [
+        &["1048576", "1_048_576", "1M", "1m", "1MiB", "1mib", "1MB", "1mb", "1024K", "1024kib", "1_024KB"][..],
+        &["256K", "256k", "256KiB", "256KB", "262144"],
+    ] {
+        let want = in_use(same[0]);
+        assert!(!want.is_empty());
+        for form in &same[1..] {
+            assert_eq!(in_use(form), want, "{form} is the same limit as {}", same[0]);
+        }
+    }
+    assert_ne!(in_use("2M"), in_use("1M"));
+    let halt = tmp("heap-halt.asm", b"halt\n");
+    for ok in ["0", "1G", "16g", "4GiB", "8gb", "1_0G"] {
+        let r = rcvm(&["run", "--max-heap", ok, &halt]);
+        assert_eq!(r.code, 0, "{ok}: {}", r.stderr);
+    }
+    for bad in [
+        "",
+        "K",
+        "_1",
+        "1_",
+        "1.5M",
+        "12xyzM",
+        "64garbageK",
+        "5KBIBIB",
+        "2GiBB",
+        "1KK",
+        "1 M",
+        " 1M",
+        "1M ",
+        "+1",
+        "-1",
+        "1T",
+        "1B",
+        "0x10",
+        "1e6",
+        "1\u{2154}M",
+    ] {
+        let r = rcvm(&["run", &format!("--max-heap={bad}"), &halt]);
+        no_panic(&r);
+        assert_eq!(r.code, 2, "{bad:?}: {}", r.stderr);
+        assert!(r.stderr.contains("expected digits and an optional suffix K, M or G"), "{bad:?}: {}", r.stderr);
+    }
+    // Too large for the address space: a usage error, not a wrapped value.
+    for huge in ["99999999999999999999", "18446744073709551616", "17179869184G", "18014398509481984K"] {
+        let r = rcvm(&["run", "--max-heap", huge, &halt]);
+        no_panic(&r);
+        assert_eq!(r.code, 2, "{huge}: {}", r.stderr);
+        assert!(r.stderr.contains("is too large"), "{huge}: {}", r.stderr);
+    }
 }
 
 #[test]
@@ -311,4 +478,110 @@ fn huge_pages_change_no_result_and_no_accounting() {
     }
     assert_eq!(seen[0], seen[1]);
     assert_eq!(rcvm(&["run", "--huge-pages", "maybe", &src]).code, 2);
+}
+
+/// `/dev/full`, opened for writing, where the system has one.
+fn dev_full() -> Option<std::fs::File> {
+    std::fs::OpenOptions::new().write(true).open("/dev/full").ok()
+}
+
+/// Standard output that cannot be written (a full disk) is an error on
+/// stderr, never a panic nor a silent success: exit 1 for `run` (as a
+/// `print` that fails), 2 for the other commands (as `asm -o` that cannot
+/// write its file).
+#[test]
+fn a_full_stdout_is_an_error() {
+    use std::process::Stdio;
+    let Some(_) = dev_full() else {
+        eprintln!("note: no /dev/full here; skipped");
+        return;
+    };
+    let fib = tmp("full-fib.asm", FIB.as_bytes());
+    let spin = tmp("full-spin.asm", b"li r0, 0\ntop: print r0\nadd r0, r0, 1\njmp top\n");
+    let print_div = tmp("full-div.asm", b"li r0, 1\nprint r0\nli r1, 0\ndiv r2, r0, r1\n");
+    let cases: [(&[&str], i32, &[&str]); 6] = [
+        // Output written only by the final flush.
+        (&["run", &fib], 1, &["error: cannot write to standard output: "]),
+        // A `print` that fails is the located runtime error.
+        (&["run", &spin], 1, &["error: cannot write to standard output: ", &format!("{spin}:2:6")]),
+        // The runtime error, and the output it could not write.
+        (&["run", &print_div], 1, &["division by zero", "error: cannot write to standard output: "]),
+        (&["disasm", &fib], 2, &["error: cannot write to standard output: "]),
+        (&["--help"], 2, &["error: cannot write to standard output: "]),
+        (&["--version"], 2, &["error: cannot write to standard output: "]),
+    ];
+    for (args, code, wants) in cases {
+        let r = finish_within(20, spawn_rcvm(args, dev_full().unwrap().into(), Stdio::piped()), args);
+        no_panic(&r);
+        assert_eq!(r.code, code, "{args:?}: {}", r.stderr);
+        for want in wants {
+            assert!(r.stderr.contains(want), "{args:?}: {want:?} in {}", r.stderr);
+        }
+    }
+    // Lost output fails the run as a failed `print` would: exit 1, and no
+    // leak check (this one leaks).
+    let leak = tmp("full-leak-print.asm", b"li r1, 5\nprint r1\nnew r0, 1\nincref r0\n");
+    let args = ["run", "--check-leaks", &leak];
+    let r = finish_within(20, spawn_rcvm(&args, dev_full().unwrap().into(), Stdio::piped()), &args);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(!r.stderr.contains("leak"), "{}", r.stderr);
+}
+
+/// A failed write to stderr is ignored: the exit code is what it would
+/// have been, and nothing panics (a panic would be exit 101 or 134).
+#[test]
+fn a_full_stderr_changes_no_exit_code() {
+    use std::process::Stdio;
+    if dev_full().is_none() {
+        eprintln!("note: no /dev/full here; skipped");
+        return;
+    }
+    let cycles =
+        tmp("full-gc.asm", b"li r1, 0\ntop: list r0\npush r0, r0\nadd r1, r1, 1\nlt r2, r1, 2000\njnz r2, top\n");
+    let div = tmp("full-stderr-div.asm", b"li r0, 1\nli r1, 0\ndiv r2, r0, r1\n");
+    let leak = tmp("full-leak.asm", b"new r0, 1\nincref r0\n");
+    let bad = tmp("full-bad.asm", b"frobnicate r0\n");
+    let cases: [(&[&str], i32); 9] = [
+        (&["run", "--gc-log", "--stats", "--trace", &cycles], 0),
+        (&["run", "/nonexistent/prog.asm"], 2),
+        (&["run", &bad], 2),
+        (&["run", &div], 1),
+        (&["run", "--check-leaks", &leak], 3),
+        (&["run", "--stats-json", "/dev/full", &cycles], 2),
+        (&["asm", &cycles, "-o", "/nonexistent/dir/out.rcb"], 2),
+        (&["run", "--max-heap", "lots", &cycles], 2),
+        (&["frobnicate"], 2),
+    ];
+    for (args, code) in cases {
+        let r = finish_within(60, spawn_rcvm(args, Stdio::piped(), dev_full().unwrap().into()), args);
+        assert_eq!(r.code, code, "{args:?}");
+    }
+}
+
+/// A reader that goes away (`rcvm ... | head -1`) ends the output quietly
+/// with exit 0, as ripgrep does: no panic, no error message.
+#[test]
+fn a_closed_pipe_ends_the_output_quietly() {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let big: String = "li r0, 1\n".repeat(20_000) + "halt\n";
+    let big = tmp("pipe-big.asm", big.as_bytes());
+    let spin = tmp("pipe-spin.asm", b"li r0, 0\ntop: print r0\nadd r0, r0, 1\njmp top\n");
+    let fib = tmp("pipe-fib.asm", FIB.as_bytes());
+    // The reader takes one line, then goes: a write after that fails.
+    for args in [&["disasm", &big][..], &["run", &spin]] {
+        let mut child = spawn_rcvm(args, Stdio::piped(), Stdio::piped());
+        let mut first = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut first).unwrap();
+        assert!(!first.is_empty(), "{args:?}");
+        let r = finish_within(20, child, args);
+        assert_eq!((r.code, r.stderr.as_str()), (0, ""), "{args:?}");
+    }
+    // The reader is gone before anything is written.
+    for args in [&["disasm", &big][..], &["run", &fib], &["--help"]] {
+        let mut child = spawn_rcvm(args, Stdio::piped(), Stdio::piped());
+        drop(child.stdout.take());
+        let r = finish_within(20, child, args);
+        assert_eq!((r.code, r.stderr.as_str()), (0, ""), "{args:?}");
+    }
 }
