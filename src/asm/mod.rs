@@ -579,9 +579,12 @@ impl Ctx<'_> {
             ops.push(Token { tok: Tok::Int(2), span: line.span.clone() });
         }
         let variadic = forms.iter().any(|f| f.kinds.last() == Some(&Kind::A));
+        // A register list comes last; it may be empty unless the opcode
+        // needs some registers in it (`print`).
+        let min_ops = |f: &OpInfo| f.kinds.len() - 1 + f.min_list_len();
         let counts_ok = forms.iter().any(|f| {
             if f.kinds.last() == Some(&Kind::A) {
-                ops.len() >= f.kinds.len() - 1
+                ops.len() >= min_ops(f)
             } else {
                 ops.len() == f.kinds.len()
             }
@@ -589,11 +592,15 @@ impl Ctx<'_> {
         if !counts_ok {
             let want: Vec<String> = {
                 let mut v: Vec<usize> = forms.iter().map(|f| f.kinds.len()).collect();
+                if mn == "gc" {
+                    // The generation is optional (`gc rD` is `gc rD, 2`).
+                    v.insert(0, 1);
+                }
                 v.dedup();
                 v.iter().map(|n| n.to_string()).collect()
             };
             let msg = if variadic {
-                format!("`{mn}` needs at least {} operand(s), found {}", forms[0].kinds.len().max(2) - 1, ops.len())
+                format!("`{mn}` needs at least {} operand(s), found {}", min_ops(forms[0]), ops.len())
             } else {
                 format!(
                     "`{mn}` takes {} operand{}, found {}",
@@ -849,6 +856,15 @@ mod tests {
         assert!(errors("gcthreshold 1, -1, 2\n")[0].contains("negative"));
         assert!(errors("li r1, r2\n")[0].contains("expected an integer"));
         assert!(errors("li 5, 5\n")[0].contains("expected a register"));
+    }
+
+    #[test]
+    fn print_needs_a_register_and_is_reported_with_the_others() {
+        let e = errors("li r0, 1\nprint\nli r1\n");
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(e[0].contains("`print` needs at least 1 operand"), "{e:?}");
+        assert!(errors(".func f\nprint\n.end\n")[0].contains("`print` needs at least 1 operand"));
+        assert!(errors("call r0\n")[0].contains("`call` needs at least 2 operand"));
     }
 
     #[test]

@@ -187,8 +187,9 @@ fn check_instr(m: &Module, frame: u16, code_len: usize, list_starts: &[bool], in
                 return Err(format!("call of `{}` passes {n} arguments, it takes {}", callee.name, callee.arity));
             }
         }
-        Instr::Print { .. } if list_len == Some(0) => {
-            return Err("print needs at least one register".into());
+        _ if list_len.is_some_and(|n| n < ins.info().min_list_len()) => {
+            let min = ins.info().min_list_len();
+            return Err(format!("{} needs at least {min} register{}", ins.info().mnemonic, if min == 1 { "" } else { "s" }));
         }
         _ => {}
     }
