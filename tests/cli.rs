@@ -398,6 +398,31 @@ fn halt_reports_a_dangling_reference_it_releases() {
     }
 }
 
+/// Falling off the end of a function is a `ret`, which releases the frame
+/// and can meet a freed object. The error is located where the function
+/// ends (its `.end`; for the implicit `main`, the end of the file), not at
+/// the last instruction, which did not cause it; from bytecode too, and
+/// the disassembly keeps that position on an explicit `ret`.
+#[test]
+fn an_error_at_the_implicit_return_points_at_the_end_of_the_function() {
+    let main = "str r0, \"a\"\nrefcount r1, r0\ndecref r0\nprint r1\n";
+    let func = "call r0, f\nhalt\n.func f\n    str r0, \"a\"\n    decref r0\n.end\n";
+    for (name, text, at, shown) in [("main_end.asm", main, "5:1", "5 |"), ("func_end.asm", func, "6:1", "6 | .end")] {
+        let src = tmp(name, text.as_bytes());
+        let out = format!("{src}.rcb");
+        assert_eq!(rcvm(&["asm", &src, "-o", &out]).code, 0);
+        for file in [&src, &out] {
+            let r = rcvm(&["run", file]);
+            assert_eq!(r.code, 1, "{}", r.stderr);
+            assert!(r.stderr.contains("use of freed object #1"), "{}", r.stderr);
+            assert!(r.stderr.contains(&format!("--> {src}:{at}")), "{}", r.stderr);
+        }
+        assert!(rcvm(&["run", &src]).stderr.contains(shown), "the source line of {at} is shown");
+        let listing = rcvm(&["disasm", &out]).stdout;
+        assert!(listing.contains(&format!("ret                              @{at}\n")), "{listing}");
+    }
+}
+
 #[test]
 fn callers_are_shown_at_their_call() {
     let src =

@@ -32,8 +32,12 @@ fn assemble() {
 
 #[test]
 fn load() {
-    for (_, data) in inputs("load") {
-        check_load(&load_target_input(&data));
+    for (name, data) in inputs("load") {
+        let input = load_target_input(&data);
+        check_load(&input);
+        if let Ok(l) = rcvm::load("fuzz.rcb", &input) {
+            rcvm::bytecode::disasm::check_round_trip(&l.program).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
     }
 }
 

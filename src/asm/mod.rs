@@ -53,6 +53,9 @@ struct FuncBlock {
     span: Range<usize>,
     arity: u8,
     items: Vec<Item>,
+    /// The `.end` directive closing the block (`None` for the implicit
+    /// `main`, which ends at the end of the file).
+    end: Option<Range<usize>>,
 }
 
 struct Errors {
@@ -96,7 +99,7 @@ pub fn assemble(name: &str, src: &str) -> Result<Assembled, Vec<Diagnostic>> {
         }
         errs.push(d.with_help("move these lines into `.func main`, or remove `.func main`"));
     } else if !explicit_main {
-        blocks.push(FuncBlock { name: "main".into(), span: 0..0, arity: 0, items: main_block });
+        blocks.push(FuncBlock { name: "main".into(), span: 0..0, arity: 0, items: main_block, end: None });
     }
     if funcs.is_empty() && !top_has_code && errs.list.is_empty() {
         errs.push(
@@ -218,7 +221,9 @@ fn parse(src: &str, lines: &LineIndex, errs: &mut Errors, source_name: &mut Stri
                         funcs.push(cur.take().unwrap_or_else(|| unreachable!()));
                     }
                     match parse_func_header(&toks[1..], first.span.clone()) {
-                        Ok((name, arity, span)) => cur = Some(FuncBlock { name, span, arity, items: Vec::new() }),
+                        Ok((name, arity, span)) => {
+                            cur = Some(FuncBlock { name, span, arity, items: Vec::new(), end: None })
+                        }
                         Err(e) if e.1.is_some() => {
                             let (d, name) = *e;
                             let name = name.unwrap_or_default();
@@ -227,7 +232,7 @@ fn parse(src: &str, lines: &LineIndex, errs: &mut Errors, source_name: &mut Stri
                             // it do not also fail as undefined.
                             errs.push(d);
                             let span = first.span.clone();
-                            cur = Some(FuncBlock { name, span, arity: MAX_ARGS as u8, items: Vec::new() });
+                            cur = Some(FuncBlock { name, span, arity: MAX_ARGS as u8, items: Vec::new(), end: None });
                         }
                         Err(e) => {
                             errs.push(e.0);
@@ -238,6 +243,7 @@ fn parse(src: &str, lines: &LineIndex, errs: &mut Errors, source_name: &mut Stri
                                 span: first.span.clone(),
                                 arity: 0,
                                 items: Vec::new(),
+                                end: None,
                             });
                         }
                     }
@@ -250,7 +256,8 @@ fn parse(src: &str, lines: &LineIndex, errs: &mut Errors, source_name: &mut Stri
                         );
                     }
                     match cur.take() {
-                        Some(f) => {
+                        Some(mut f) => {
+                            f.end = Some(first.span.clone());
                             if !f.name.is_empty() {
                                 funcs.push(f)
                             }
@@ -539,15 +546,17 @@ impl Ctx<'_> {
                 }
             }
         }
-        // Falling off the end is `ret` with nil.
+        // Falling off the end is `ret` with nil. It releases the frame, so
+        // it can fail (a freed object in a register); it is located where
+        // the function ends: its `.end`, or for the implicit `main` the end
+        // of the file. (Not the last instruction: an error there would
+        // point at a line that did not cause it.)
         let label_at_end = labels.values().any(|(t, _)| *t as usize == code.len());
         if code.last().is_none_or(|i| !i.is_terminator()) || label_at_end {
-            let pos = lines.last().copied().unwrap_or_else(|| {
-                let (l, c) = self.lines.line_col(self.src, b.span.start);
-                Pos { line: l, col: c }
-            });
+            let at = b.end.as_ref().map_or(self.src.len(), |e| e.start);
+            let (line, col) = self.lines.line_col(self.src, at);
             code.push(Instr::Ret0 {});
-            lines.push(pos);
+            lines.push(Pos { line, col });
         }
         let frame_size = ((max_reg + 1) as u16).max(b.arity as u16);
         Function { name: b.name.clone(), arity: b.arity, frame_size, code, lines }
@@ -579,9 +588,12 @@ impl Ctx<'_> {
             ops.push(Token { tok: Tok::Int(2), span: line.span.clone() });
         }
         let variadic = forms.iter().any(|f| f.kinds.last() == Some(&Kind::A));
+        // A register list comes last; it may be empty unless the opcode
+        // needs some registers in it (`print`).
+        let min_ops = |f: &OpInfo| f.kinds.len() - 1 + f.min_list_len();
         let counts_ok = forms.iter().any(|f| {
             if f.kinds.last() == Some(&Kind::A) {
-                ops.len() >= f.kinds.len() - 1
+                ops.len() >= min_ops(f)
             } else {
                 ops.len() == f.kinds.len()
             }
@@ -589,11 +601,15 @@ impl Ctx<'_> {
         if !counts_ok {
             let want: Vec<String> = {
                 let mut v: Vec<usize> = forms.iter().map(|f| f.kinds.len()).collect();
+                if mn == "gc" {
+                    // The generation is optional (`gc rD` is `gc rD, 2`).
+                    v.insert(0, 1);
+                }
                 v.dedup();
                 v.iter().map(|n| n.to_string()).collect()
             };
             let msg = if variadic {
-                format!("`{mn}` needs at least {} operand(s), found {}", forms[0].kinds.len().max(2) - 1, ops.len())
+                format!("`{mn}` needs at least {} operand(s), found {}", min_ops(forms[0]), ops.len())
             } else {
                 format!(
                     "`{mn}` takes {} operand{}, found {}",
@@ -849,6 +865,25 @@ mod tests {
         assert!(errors("gcthreshold 1, -1, 2\n")[0].contains("negative"));
         assert!(errors("li r1, r2\n")[0].contains("expected an integer"));
         assert!(errors("li 5, 5\n")[0].contains("expected a register"));
+    }
+
+    #[test]
+    fn print_needs_a_register_and_is_reported_with_the_others() {
+        let e = errors("li r0, 1\nprint\nli r1\n");
+        assert_eq!(e.len(), 2, "{e:?}");
+        assert!(e[0].contains("`print` needs at least 1 operand"), "{e:?}");
+        assert!(errors(".func f\nprint\n.end\n")[0].contains("`print` needs at least 1 operand"));
+        assert!(errors("call r0\n")[0].contains("`call` needs at least 2 operand"));
+    }
+
+    #[test]
+    fn the_implicit_return_is_located_where_its_function_ends() {
+        let m = asm("li r0, 1\n.func f\n  li r0, 2\n  .end\nprint r0");
+        let end = |f: usize| (m.funcs[f].code.last().copied(), m.funcs[f].lines.last().copied());
+        assert_eq!(end(1), (Some(Instr::Ret0 {}), Some(Pos { line: 4, col: 3 })), "at `.end`");
+        assert_eq!(end(0), (Some(Instr::Ret0 {}), Some(Pos { line: 5, col: 9 })), "main: at the end of the file");
+        let m = asm("jz r0, out\nli r0, 1\nout:\n");
+        assert_eq!(m.funcs[0].lines[2], Pos { line: 4, col: 1 }, "a label at the end; the file ends with a newline");
     }
 
     #[test]

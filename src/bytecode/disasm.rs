@@ -8,6 +8,7 @@
 
 use super::format::Module;
 use super::isa::{Instr, Operand};
+use super::verify::Program;
 use crate::asm::lexer::quote;
 use std::collections::BTreeSet;
 use std::fmt::Write;
@@ -84,4 +85,21 @@ pub fn disassemble(m: &Module) -> String {
         out.push_str(".end\n");
     }
     out
+}
+
+/// Checks `rcvm disasm`'s promise for a loaded program: its disassembly
+/// reassembles to the same bytes. The verifier's canonical-form checks are
+/// what make this hold for every file the loader accepts; this is their
+/// oracle, for tests and fuzzing.
+pub fn check_round_trip(p: &Program) -> Result<(), String> {
+    let listing = disassemble(p);
+    let again = crate::asm::assemble("listing.asm", &listing).map_err(|e| {
+        format!("the disassembly does not reassemble:\n{}{listing}", crate::diag::render("listing.asm", &listing, &e))
+    })?;
+    let again = super::verify(again.module)
+        .map_err(|e| format!("the disassembly reassembles but does not verify: {e}\n{listing}"))?;
+    if again.to_bytes() != p.to_bytes() {
+        return Err(format!("the disassembly reassembles to different bytes:\n{listing}"));
+    }
+    Ok(())
 }

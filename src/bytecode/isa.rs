@@ -124,6 +124,15 @@ impl OpInfo {
     pub fn is_internal(&self) -> bool {
         self.mnemonic.starts_with('(')
     }
+
+    /// The fewest registers the register list (kind `A`) of this opcode
+    /// may hold: `print` prints at least one value; a call passes exactly
+    /// its callee's arity, which the assembler and verifier check
+    /// separately. The assembler and the verifier both read this, so text
+    /// the assembler accepts is never rejected by the verifier.
+    pub fn min_list_len(&self) -> usize {
+        usize::from(self.mnemonic == "print")
+    }
 }
 
 /// Invokes `$m!` with the whole instruction table. Each entry is
