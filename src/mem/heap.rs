@@ -146,6 +146,17 @@ impl<A: Allocator> Heap<A> {
         s
     }
 
+    /// Charges `bytes` held outside the heap (the VM's register stack and
+    /// frames) to `--max-heap`, replacing the previous charge; out of
+    /// memory when that does not fit beside the bytes in use.
+    pub fn reserve_outside(&mut self, bytes: usize) -> Result<(), Fault> {
+        if self.objs.reserve_outside(bytes) {
+            Ok(())
+        } else {
+            Err(Fault::OutOfMemory)
+        }
+    }
+
     pub fn bytes_in_use(&self) -> usize {
         self.objs.bytes_in_use()
     }

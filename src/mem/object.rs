@@ -344,8 +344,11 @@ pub struct Objects<A: Allocator> {
     free_slot: u32,
     next_id: u32,
     alloc: A,
-    /// Limit on `bytes_in_use()`, from `--max-heap`.
+    /// Limit on `bytes_in_use()`: `--max-heap` less what is reserved
+    /// outside the heap (see `reserve_outside`).
     max_bytes: usize,
+    /// `--max-heap`.
+    limit: usize,
     /// Bytes charged for dict tables (not from the allocator).
     dict_bytes: u64,
     dict_bytes_peak: u64,
@@ -376,6 +379,7 @@ impl<A: Allocator> Objects<A> {
             next_id: 1,
             alloc,
             max_bytes,
+            limit: max_bytes,
             dict_bytes: 0,
             dict_bytes_peak: 0,
             live: 0,
@@ -386,6 +390,20 @@ impl<A: Allocator> Objects<A> {
 
     pub fn allocator(&self) -> &A {
         &self.alloc
+    }
+
+    /// Charges `bytes` of memory held outside the heap (the VM's register
+    /// stack and frames) to `--max-heap`, replacing the previous charge:
+    /// false, and nothing changes, when that would not fit beside the
+    /// bytes in use.
+    pub fn reserve_outside(&mut self, bytes: usize) -> bool {
+        match self.limit.checked_sub(bytes) {
+            Some(max) if self.bytes_in_use() <= max => {
+                self.max_bytes = max;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Bytes in use: allocator blocks plus charged dict tables.

@@ -83,6 +83,12 @@ pub struct Vm<'p, A: Allocator> {
     prog: &'p Program,
     heap: Heap<A>,
     stack: Vec<Value>,
+    /// Calls may push frames without a look at the depth limit or the
+    /// frames' capacity while fewer than this many are on: the smaller of
+    /// the two (see `room_for_a_frame`).
+    depth_room: usize,
+    /// Values of register stack charged to `--max-heap` (its length).
+    stack_charged: usize,
     frames: Vec<Frame>,
     limits: Limits,
     steps: u64,
@@ -140,6 +146,8 @@ impl<'p, A: Allocator> Vm<'p, A> {
             prog,
             heap,
             stack: Vec::new(),
+            depth_room: 0,
+            stack_charged: 0,
             frames: Vec::new(),
             limits,
             steps: 0,
@@ -229,6 +237,8 @@ impl<'p, A: Allocator> Vm<'p, A> {
         self.stack.clear();
         self.stack.resize(WINDOW, Value::Nil);
         self.frames.clear();
+        self.depth_room = 0;
+        self.stack_charged = self.stack.len();
         let size = self.prog.funcs[main as usize].frame_size;
         self.frames.push(Frame { func: main, size, pc: self.fns[main as usize].start, base: 0, dst: 0 });
         let plain = std::mem::take(&mut self.plain);
@@ -733,11 +743,14 @@ impl<'p, A: Allocator> Vm<'p, A> {
                     call!(@switch d, f, new_base);
                 }};
                 (@depth) => {
-                    if self.frames.len() >= self.limits.max_depth {
+                    if self.frames.len() >= self.depth_room {
                         let max_depth = self.limits.max_depth;
-                        break 'run Fault::Msg(format!(
-                            "call depth exceeds {max_depth} (--max-depth): runaway recursion?"
-                        ));
+                        let stack = self.stack_charged;
+                        if let Err(f) =
+                            room_for_a_frame(&mut self.frames, &mut self.depth_room, max_depth, stack, &mut self.heap)
+                        {
+                            break 'run f;
+                        }
                     }
                 };
                 // Saves the return address, makes sure the stack holds the
@@ -747,8 +760,11 @@ impl<'p, A: Allocator> Vm<'p, A> {
                     caller.pc = pc as u32;
                     let new_base = caller.base as usize + caller.size as usize;
                     if self.stack.len() < new_base + WINDOW {
-                        let want = (new_base + WINDOW).max(self.stack.len() * 2);
-                        self.stack.resize(want, Value::Nil);
+                        let frames = self.frames.capacity();
+                        if let Err(f) = grow_stack(&mut self.stack, new_base + WINDOW, frames, &mut self.heap) {
+                            break 'run f;
+                        }
+                        self.stack_charged = self.stack.len();
                     }
                     new_base
                 }};
@@ -1343,6 +1359,59 @@ pub(crate) fn fuse(code: &[Instr], prog: &Program) -> Vec<Instr> {
     out
 }
 
+/// A call found `depth_room` frames on: the depth error, or more room
+/// for frames (charged to `--max-heap` with the register stack of
+/// `stack` values).
+#[cold]
+#[inline(never)]
+fn room_for_a_frame<A: Allocator>(
+    frames: &mut Vec<Frame>,
+    depth_room: &mut usize,
+    max_depth: usize,
+    stack: usize,
+    heap: &mut Heap<A>,
+) -> Result<(), Fault> {
+    if frames.len() >= max_depth {
+        return Err(Fault::Msg(format!("call depth exceeds {max_depth} (--max-depth): runaway recursion?")));
+    }
+    if frames.len() == frames.capacity() {
+        let more = frames.len().max(4).min(max_depth - frames.len());
+        charge_outside(heap, stack, frames.len() + more)?;
+        frames.try_reserve_exact(more).map_err(|_| Fault::OutOfMemory)?;
+    }
+    *depth_room = frames.capacity().min(max_depth);
+    Ok(())
+}
+
+/// Makes the register stack at least `need` values long (doubling when
+/// that fits), charged to `--max-heap` with room for `frames` frames; out
+/// of memory when it cannot grow.
+#[cold]
+#[inline(never)]
+fn grow_stack<A: Allocator>(
+    stack: &mut Vec<Value>,
+    need: usize,
+    frames: usize,
+    heap: &mut Heap<A>,
+) -> Result<usize, Fault> {
+    let doubled = need.max(stack.len().saturating_mul(2));
+    let want = if charge_outside(heap, doubled, frames).is_ok() { doubled } else { need };
+    charge_outside(heap, want, frames)?;
+    stack.try_reserve_exact(want - stack.len()).map_err(|_| Fault::OutOfMemory)?;
+    stack.resize(want, Value::Nil);
+    Ok(want)
+}
+
+/// Charges a register stack of `values` and room for `frames` frames to
+/// `--max-heap`.
+fn charge_outside<A: Allocator>(heap: &mut Heap<A>, values: usize, frames: usize) -> Result<(), Fault> {
+    let bytes = values
+        .checked_mul(std::mem::size_of::<Value>())
+        .and_then(|v| frames.checked_mul(std::mem::size_of::<Frame>()).and_then(|f| v.checked_add(f)))
+        .ok_or(Fault::OutOfMemory)?;
+    heap.reserve_outside(bytes)
+}
+
 /// The result of a run that ends without a fault (or hands over to the
 /// slow loop). Out of line: as a constant in `exec`, the compiler keeps the
 /// result's encoding in a register and reloads it on every dispatch.
@@ -1761,6 +1830,37 @@ mod tests {
             }
             assert_eq!(vm.heap().objects().live(), 0, "{text}");
             crate::fuzzing::check_execute(text, true).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        }
+    }
+
+    /// The register stack and the frames count against `--max-heap`: deep
+    /// recursion under a generous depth limit ends with a located out of
+    /// memory error once they would pass it (1 MiB: about 250 frames of
+    /// 256 registers, or some 30,000 of one), not by growing the host's
+    /// memory; every frame is released after.
+    #[test]
+    fn deep_recursion_is_charged_to_the_heap_limit() {
+        for (text, most, line) in [
+            ("list r0\ncall r0, f\n.func f\nli r255, 1\ncall r0, f\nret r0\n.end", 300, 5),
+            ("list r0\ncall r0, f\n.func f\ncall r0, f\nret r0\n.end", 70_000, 4),
+        ] {
+            let loaded = crate::load("t.asm", text.as_bytes()).unwrap();
+            let heap = Heap::new(crate::mem::alloc::PoolAllocator::new(), 1 << 20);
+            let mut vm = Vm::new(&loaded.program, heap, Limits { max_steps: None, max_depth: usize::MAX });
+            let err = vm.run(&mut Vec::new()).unwrap_err();
+            assert_eq!(err.message, "out of memory (--max-heap)", "{text}");
+            assert!(err.frames.len() > 10 && err.frames.len() < most, "{} frames: {text}", err.frames.len());
+            assert_eq!(err.frames[0].pos.line, line, "{text}");
+            assert_eq!(vm.heap().objects().live(), 0, "{text}");
+        }
+        // Small depth limits: the frames' room never passes them.
+        let loaded = crate::load("t.asm", b"call r0, f\n.func f\ncall r0, f\nret r0\n.end").unwrap();
+        for max_depth in 1..=9 {
+            let heap = Heap::new(crate::mem::alloc::PoolAllocator::new(), usize::MAX);
+            let mut vm = Vm::new(&loaded.program, heap, Limits { max_steps: None, max_depth });
+            let err = vm.run(&mut Vec::new()).unwrap_err();
+            assert!(err.message.starts_with(&format!("call depth exceeds {max_depth} ")), "{}", err.message);
+            assert_eq!(err.frames.len(), max_depth);
         }
     }
 
