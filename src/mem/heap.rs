@@ -789,22 +789,49 @@ impl<A: Allocator> Heap<A> {
     /// level and quoted inside containers; a container met again while it
     /// is being printed prints as `(...)`, `[...]` or `{...}`. Iterative:
     /// nesting depth never grows the host stack.
-    #[inline(never)]
     pub fn format_value(&mut self, v: Value, out: &mut String) -> Result<(), Fault> {
+        self.format_value_with(v, out, usize::MAX, &mut |_| Ok(()))
+    }
+
+    /// [`Heap::format_value`] in pieces: whenever `out` holds more than
+    /// `chunk` bytes, `spill` gets it (to write it out and clear it, or to
+    /// stop the printing with an error). The printed form of a shared
+    /// structure can be exponentially larger than the structure, so
+    /// `print` streams it and `--trace` cuts it short; the memory used is
+    /// the depth of nesting, never the size of the text.
+    #[inline(never)]
+    pub fn format_value_with(
+        &mut self,
+        v: Value,
+        out: &mut String,
+        chunk: usize,
+        spill: &mut dyn FnMut(&mut String) -> Result<(), Fault>,
+    ) -> Result<(), Fault> {
         enum Task {
             Val(Value),
             Text(&'static str),
             Key(DictKey),
             Unmark(u32),
+            /// The items of the record or list in the slot, from the index
+            /// on (one at a time: a long one takes no memory up front).
+            Items(u32, usize),
+            /// The entries of the dict in the slot, from the index on.
+            Entries(u32, usize),
         }
         if let Some(s) = self.as_str(v)? {
             out.push_str(s);
             return Ok(());
         }
         let mut tasks = vec![Task::Val(v)];
-        let mut marked: Vec<Handle> = Vec::new();
         let mut result = Ok(());
         while let Some(t) = tasks.pop() {
+            if out.len() > chunk {
+                if let Err(e) = spill(out) {
+                    tasks.push(t);
+                    result = Err(e);
+                    break;
+                }
+            }
             match t {
                 Task::Text(s) => out.push_str(s),
                 Task::Unmark(slot) => self.objs.hdr_mut(slot).set_flag(F_PRINTING, false),
@@ -833,38 +860,47 @@ impl<A: Allocator> Heap<A> {
                         continue;
                     }
                     self.objs.hdr_mut(h.slot).set_flag(F_PRINTING, true);
-                    marked.push(h);
                     out.push_str(open);
                     tasks.push(Task::Unmark(h.slot));
                     tasks.push(Task::Text(close));
                     match self.objs.view(h.slot) {
-                        ObjMut::Record(items) | ObjMut::List(items) => {
-                            for (i, x) in items.iter().enumerate().rev() {
-                                tasks.push(Task::Val(*x));
-                                if i > 0 {
-                                    tasks.push(Task::Text(", "));
-                                }
-                            }
-                        }
+                        ObjMut::Record(_) | ObjMut::List(_) => tasks.push(Task::Items(h.slot, 0)),
                         ObjMut::Dict(m) => {
-                            for (i, (k, x)) in m.iter_in_order().enumerate().rev() {
-                                tasks.push(Task::Val(*x));
-                                tasks.push(Task::Text(": "));
-                                tasks.push(Task::Key(k.clone()));
-                                if i > 0 {
-                                    tasks.push(Task::Text(", "));
-                                }
-                            }
+                            m.restore_order();
+                            tasks.push(Task::Entries(h.slot, 0));
                         }
                         ObjMut::Str(_) => {}
                     }
                 }
+                Task::Items(slot, i) => {
+                    if let Some(&x) = self.objs.items(slot).get(i) {
+                        tasks.push(Task::Items(slot, i + 1));
+                        tasks.push(Task::Val(x));
+                        if i > 0 {
+                            tasks.push(Task::Text(", "));
+                        }
+                    }
+                }
+                Task::Entries(slot, i) => {
+                    let ObjMut::Dict(m) = self.objs.view(slot) else { continue };
+                    if let Some((k, x)) = m.entry_in_order(i) {
+                        tasks.push(Task::Entries(slot, i + 1));
+                        tasks.push(Task::Val(x));
+                        tasks.push(Task::Text(": "));
+                        tasks.push(Task::Key(k));
+                        if i > 0 {
+                            tasks.push(Task::Text(", "));
+                        }
+                    }
+                }
             }
         }
-        // On error, clear the marks left by unfinished containers.
-        for h in marked {
-            if self.objs.is_live(h) {
-                self.objs.hdr_mut(h.slot).set_flag(F_PRINTING, false);
+        // On error, clear the marks left by unfinished containers: each
+        // still has its Unmark task (the containers being printed are
+        // live: a freed one is never opened).
+        for t in tasks {
+            if let Task::Unmark(slot) = t {
+                self.objs.hdr_mut(slot).set_flag(F_PRINTING, false);
             }
         }
         result
@@ -1076,6 +1112,59 @@ mod tests {
         h.release(cur, 0).unwrap();
         h.release(outer, 0).unwrap();
         assert_eq!(h.object_stats().alive, 0);
+    }
+
+    /// A shared structure prints in pieces, each no bigger than the chunk
+    /// plus one item's text, adding up to the whole; a stop part-way
+    /// leaves no container marked as being printed.
+    #[test]
+    fn printing_streams_and_stops_cleanly() {
+        let mut h = heap();
+        // A DAG: level k is a list holding level k-1 twice (and a dict and
+        // a record on the way), 2^16 leaves.
+        let mut cur = Value::Int(7);
+        for k in 0..16 {
+            let l = h.new_list(0).unwrap();
+            h.push(l, cur).unwrap();
+            let holder = if k % 3 == 0 {
+                let d = h.new_dict(0).unwrap();
+                h.store(d, Value::Int(k), cur, 0).unwrap();
+                d
+            } else {
+                let r = h.new_record(1, 0).unwrap();
+                h.store(r, Value::Int(0), cur, 0).unwrap();
+                r
+            };
+            h.push(l, holder).unwrap();
+            h.release(holder, 0).unwrap();
+            h.release(cur, 0).unwrap();
+            cur = l;
+        }
+        let mut whole = String::new();
+        h.format_value(cur, &mut whole).unwrap();
+        assert!(whole.len() > 1 << 19, "{}", whole.len());
+        let (mut pieces, mut n) = (String::new(), 0);
+        let mut text = String::new();
+        h.format_value_with(cur, &mut text, 4096, &mut |t| {
+            assert!(t.len() <= 4096 + 64, "{}", t.len());
+            pieces.push_str(t);
+            t.clear();
+            n += 1;
+            Ok(())
+        })
+        .unwrap();
+        pieces.push_str(&text);
+        assert_eq!(pieces, whole);
+        assert!(n > 100);
+        // Stopped after the first piece: the next print is whole again.
+        let mut text = String::new();
+        let stop = h.format_value_with(cur, &mut text, 1000, &mut |_| Err(Fault::Msg("stop".into())));
+        assert_eq!(stop, Err(Fault::Msg("stop".into())));
+        let mut again = String::new();
+        h.format_value(cur, &mut again).unwrap();
+        assert_eq!(again, whole);
+        h.release(cur, 0).unwrap();
+        h.verify([]).unwrap();
     }
 
     #[test]

@@ -273,14 +273,26 @@ impl DictMap {
     pub fn pop(&mut self) -> Option<Value> {
         self.map.pop().map(|(_, e)| e.0)
     }
+    /// Entry `i` in insertion order, its key copied; call after
+    /// `restore_order`, with no change between.
+    pub fn entry_in_order(&self, i: usize) -> Option<(DictKey, Value)> {
+        debug_assert!(!self.moved);
+        self.map.get_index(i).map(|(k, e)| (k.clone(), e.0))
+    }
+
     /// The entries in insertion order (restored first if a deletion moved
     /// an entry: O(n log n) once, then O(n)).
     pub fn iter_in_order(&mut self) -> impl DoubleEndedIterator<Item = (&DictKey, &Value)> + ExactSizeIterator {
+        self.restore_order();
+        self.map.iter().map(|(k, e)| (k, &e.0))
+    }
+
+    /// Puts the entries back in insertion order if a deletion moved one.
+    pub fn restore_order(&mut self) {
         if self.moved {
             self.map.sort_by(|_, a, _, b| a.1.cmp(&b.1));
             self.moved = false;
         }
-        self.map.iter().map(|(k, e)| (k, &e.0))
     }
 }
 

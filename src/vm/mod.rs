@@ -332,9 +332,20 @@ impl<'p, A: Allocator> Vm<'p, A> {
         let mut s = format!("[trace] {}:{:<5} {:<32}", f.name, line, text);
         if let (Some(d), false) = (t.ins.dest(), matches!(t.ins, Instr::Call { .. }) && !t.returned) {
             let v = self.stack.get(t.base as usize + d as usize).copied().unwrap_or_default();
+            // At most about TRACE_VALUE bytes of the value: a big
+            // structure written at every step would make the trace
+            // quadratic (or worse, for a shared one).
             let mut text = String::new();
-            if self.heap.format_value(v, &mut text).is_err() {
+            let mut cut = false;
+            let mut stop = |_: &mut String| {
+                cut = true;
+                Err(Fault::Msg(String::new()))
+            };
+            if self.heap.format_value_with(v, &mut text, TRACE_VALUE, &mut stop).is_err() && !cut {
                 text = "<freed>".into();
+            }
+            if cut {
+                text.push_str(" ...");
             }
             if let Value::Ref(h) = v {
                 text = format!("#{} {}", h.id(), text);
@@ -990,17 +1001,25 @@ impl<'p, A: Allocator> Vm<'p, A> {
                 }
                 Instr::Print { args } => {
                     line.clear();
+                    // A long text goes out in pieces as it is made (see
+                    // `format_value_with`), each time with a look at the
+                    // interrupt flag: printing a shared structure can take
+                    // longer than any loop.
+                    let (interrupt, interrupted) = (&self.interrupt, &mut self.interrupted);
+                    let mut spill = |text: &mut String| {
+                        write_out(out, text)?;
+                        text.clear();
+                        end_stretch(&mut 0, interrupt, interrupted, 0)
+                    };
                     for (i, &r) in self.prog.reglist(args).iter().enumerate() {
                         if i > 0 {
                             line.push(' ');
                         }
                         let v = regs[r as usize];
-                        tri!(self.heap.format_value(v, &mut line));
+                        tri!(self.heap.format_value_with(v, &mut line, PRINT_CHUNK, &mut spill));
                     }
                     line.push('\n');
-                    if let Err(e) = out.write_all(line.as_bytes()) {
-                        break 'run Fault::Msg(format!("cannot write to standard output: {e}"));
-                    }
+                    tri!(write_out(out, &line));
                 }
 
                 Instr::New { d, n } => {
@@ -1436,6 +1455,17 @@ fn fuel_chunk(steps: u64, interruptible: bool, budget: u64) -> i64 {
     let left = budget.saturating_sub(steps);
     let chunk = if interruptible { left.min(INTERRUPT_CHECK_STEPS) } else { left };
     chunk.min(MAX_STRETCH) as i64
+}
+
+/// How much of a printed text `print` holds before writing it out.
+const PRINT_CHUNK: usize = 1 << 16;
+
+/// How much of a register's value a `--trace` line shows.
+const TRACE_VALUE: usize = 200;
+
+/// Writes printed text to the program's output.
+fn write_out(out: &mut dyn Write, text: &str) -> Result<(), Fault> {
+    out.write_all(text.as_bytes()).map_err(|e| Fault::Msg(format!("cannot write to standard output: {e}")))
 }
 
 /// The end of a stretch: count its `used` instructions, then look at the
@@ -1878,6 +1908,46 @@ mod tests {
         raiser.join().unwrap();
         assert_eq!(err.message, "interrupted (Ctrl-C)");
         (vm, err)
+    }
+
+    /// Printing a structure whose text is exponentially large (a list
+    /// holding the one before twice, 40 deep: 2^40 leaves) streams it and
+    /// stops at an interrupt, located at the `print`, every frame released.
+    #[test]
+    fn an_endless_print_streams_and_stops_at_an_interrupt() {
+        let text = "li r1, 0\nli r0, 7\nloop: list r2\npush r2, r0\npush r2, r0\nmov r0, r2\nadd r1, r1, 1\nlt r3, r1, 40\njnz r3, loop\nprint r0";
+        let loaded = crate::load("t.asm", text.as_bytes()).unwrap();
+        let (vm, err) = interrupted_by_another_thread(&loaded.program);
+        assert_eq!(err.frames[0].pos.line, 10);
+        assert_eq!(vm.heap().objects().live(), 0);
+    }
+
+    /// `--trace` shows at most about 200 bytes of a written value, so
+    /// tracing the building of a long chain stays linear.
+    #[test]
+    fn trace_lines_cut_long_values_short() {
+        #[derive(Clone, Default)]
+        struct Shared(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
+        impl Write for Shared {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.borrow_mut().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let text = "li r0, 0\nb: new r3, 2\nstore r3, 0, r0\nstore r3, 1, r2\nmov r2, r3\nadd r0, r0, 1\nlt r4, r0, 3000\njnz r4, b";
+        let loaded = crate::load("t.asm", text.as_bytes()).unwrap();
+        let mut vm = spin_vm(&loaded.program, None);
+        let trace = Shared::default();
+        vm.set_trace(Box::new(trace.clone()));
+        vm.run(&mut Vec::new()).unwrap();
+        let out = String::from_utf8(trace.0.borrow().clone()).unwrap();
+        let longest = out.lines().map(str::len).max().unwrap();
+        assert!(longest < 320, "{longest}");
+        let last_mov = out.lines().rfind(|l| l.contains("mov r2, r3")).unwrap();
+        assert!(last_mov.contains("r2 = #3000 (2999, (2998, (2997, (") && last_mov.ends_with(" ..."), "{last_mov}");
     }
 
     /// An interrupt raised by another thread while a loop spins stops the
