@@ -173,6 +173,26 @@ fn eprint_block(s: &str) {
     let _ = e.write_all(s.as_bytes());
 }
 
+/// Standard error behind one 64 KiB buffer, shared by `--trace` and
+/// `--gc-log` (write failures are the caller's to ignore).
+#[derive(Clone)]
+struct SharedErr(std::rc::Rc<std::cell::RefCell<io::BufWriter<io::Stderr>>>);
+
+impl Default for SharedErr {
+    fn default() -> Self {
+        SharedErr(std::rc::Rc::new(std::cell::RefCell::new(io::BufWriter::with_capacity(1 << 16, io::stderr()))))
+    }
+}
+
+impl Write for SharedErr {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.borrow_mut().write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.borrow_mut().flush()
+    }
+}
+
 /// `error: MSG` on stderr.
 fn report(msg: impl Display) {
     eprint_block(&format!("error: {msg}\n"));
@@ -376,13 +396,26 @@ fn run<A: Allocator>(prog: &Program, src: Option<&str>, args: &RunArgs, mut heap
     if let Some(t) = args.gc_threshold {
         heap.gc_set_thresholds(t);
     }
+    // `--trace` and `--gc-log` lines share one buffer, so they come out
+    // in the order they happen; it is flushed when the run ends.
+    let diag = SharedErr::default();
     if args.gc_log {
-        heap.gc_enable_log();
+        let mut w = diag.clone();
+        heap.gc_enable_log(Box::new(move |e| {
+            let _ = writeln!(
+                w,
+                "gc: generation {}: {} examined, {} unreachable, {:.3} ms",
+                e.generation,
+                e.examined,
+                e.collected,
+                e.duration.as_secs_f64() * 1e3
+            );
+        }));
     }
     let limits = Limits { max_steps: args.max_steps, max_depth: args.max_depth as usize };
     let mut vm = Vm::new(prog, heap, limits);
     if args.trace {
-        vm.set_trace(Box::new(std::io::BufWriter::new(std::io::stderr())));
+        vm.set_trace(Box::new(diag.clone()));
     }
     // Ctrl-C stops the program with a located runtime error (exit 130,
     // like CPython's KeyboardInterrupt); a second Ctrl-C, if the VM has
@@ -414,19 +447,7 @@ fn run<A: Allocator>(prog: &Program, src: Option<&str>, args: &RunArgs, mut heap
     // (see `stdout_failed`).
     let print_failed = result.is_err() && write_failed.is_some();
     let reader_left = print_failed && write_failed == Some(io::ErrorKind::BrokenPipe);
-    if args.gc_log {
-        let mut log = String::new();
-        for e in vm.heap_mut().gc_take_log() {
-            log.push_str(&format!(
-                "gc: generation {}: {} examined, {} unreachable, {:.3} ms\n",
-                e.generation,
-                e.examined,
-                e.collected,
-                e.duration.as_secs_f64() * 1e3
-            ));
-        }
-        eprint_block(&log);
-    }
+    let _ = diag.clone().flush();
     let mut code = match &result {
         Ok(_) => ExitCode::SUCCESS,
         Err(_) if reader_left => ExitCode::SUCCESS,

@@ -384,6 +384,23 @@ fn the_step_budget_is_exact() {
     }
 }
 
+/// `--gc-log` lines come out as collections end, in order with `--trace`
+/// lines (the collection's line just before the instruction that ran it),
+/// and before a runtime error's report.
+#[test]
+fn gc_log_lines_come_out_as_collections_happen() {
+    let text = "new r1, 1\nnew r2, 1\nstore r1, 0, r2\nstore r2, 0, r1\ndel r1\ndel r2\ngc r3\nprint r3\nli r4, 1\ndiv r4, r4, 0\n";
+    let src = tmp("gclog_order.asm", text.as_bytes());
+    let r = rcvm(&["run", "--gc-log", "--trace", &src]);
+    assert_eq!((r.code, r.stdout.as_str()), (1, "2\n"), "{}", r.stderr);
+    let lines: Vec<&str> = r.stderr.lines().collect();
+    let gc = lines.iter().position(|l| l.starts_with("gc: generation 2: 2 examined, 2 unreachable")).expect(&r.stderr);
+    assert!(lines[gc + 1].contains("gc r3"), "{}", r.stderr);
+    assert!(lines[gc - 1].contains("del r2"), "{}", r.stderr);
+    let error = lines.iter().position(|l| l.starts_with("error: ")).expect(&r.stderr);
+    assert!(gc < error, "{}", r.stderr);
+}
+
 #[test]
 fn halt_reports_a_dangling_reference_it_releases() {
     // Two owners, two decrefs: r2 dangles. Releasing it at `halt` is a use

@@ -146,8 +146,8 @@ pub struct GcState {
     /// Per generation: walk its list backwards in move_unreachable (see
     /// `collect`).
     reversed: [bool; 3],
-    /// When set, each collection is recorded here (`--gc-log`).
-    pub(crate) log: Option<Vec<GcLogEntry>>,
+    /// When set, each collection is reported here as it ends (`--gc-log`).
+    pub(crate) log: Option<Box<dyn FnMut(&GcLogEntry)>>,
     /// The error the last collection met: an unreachable object held a
     /// reference to an object freed before the collection (released when
     /// the garbage was freed, like any release of a dangling reference).
@@ -402,7 +402,7 @@ impl<A: Allocator> Heap<A> {
         self.gc.examined[gen] += examined;
         self.gc.time_us[gen] += dur.as_micros() as u64;
         if let Some(log) = &mut self.gc.log {
-            log.push(GcLogEntry { generation: gen, examined, collected: n, duration: dur });
+            log(&GcLogEntry { generation: gen, examined, collected: n, duration: dur });
         }
         self.gc.collecting = false;
         self.gc.refresh_trigger();
@@ -718,14 +718,10 @@ impl<A: Allocator> Heap<A> {
         self.gc.policy = p;
     }
 
-    /// Turns on the per-collection log (`--gc-log`).
-    pub fn gc_enable_log(&mut self) {
-        self.gc.log = Some(Vec::new());
-    }
-
-    /// Takes the log entries recorded so far.
-    pub fn gc_take_log(&mut self) -> Vec<GcLogEntry> {
-        self.gc.log.as_mut().map(std::mem::take).unwrap_or_default()
+    /// Turns on the per-collection log (`--gc-log`): `sink` gets each
+    /// collection as it ends (nothing is kept).
+    pub fn gc_enable_log(&mut self, sink: Box<dyn FnMut(&GcLogEntry)>) {
+        self.gc.log = Some(sink);
     }
 
     pub fn gc_stats(&self) -> GcStats {
