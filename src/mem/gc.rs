@@ -124,6 +124,9 @@ pub struct GcLogEntry {
     pub duration: std::time::Duration,
 }
 
+/// Where `--gc-log` lines go: called once per collection, as it ends.
+pub type GcLogSink = Box<dyn FnMut(&GcLogEntry)>;
+
 /// The collector's state, held by the heap.
 pub struct GcState {
     lists: [List; 4],
@@ -147,7 +150,7 @@ pub struct GcState {
     /// `collect`).
     reversed: [bool; 3],
     /// When set, each collection is reported here as it ends (`--gc-log`).
-    pub(crate) log: Option<Box<dyn FnMut(&GcLogEntry)>>,
+    pub(crate) log: Option<GcLogSink>,
     /// The error the last collection met: an unreachable object held a
     /// reference to an object freed before the collection (released when
     /// the garbage was freed, like any release of a dangling reference).
@@ -720,7 +723,7 @@ impl<A: Allocator> Heap<A> {
 
     /// Turns on the per-collection log (`--gc-log`): `sink` gets each
     /// collection as it ends (nothing is kept).
-    pub fn gc_enable_log(&mut self, sink: Box<dyn FnMut(&GcLogEntry)>) {
+    pub fn gc_enable_log(&mut self, sink: GcLogSink) {
         self.gc.log = Some(sink);
     }
 
