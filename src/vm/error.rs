@@ -16,13 +16,18 @@ pub struct FrameInfo {
 pub struct RuntimeError {
     pub message: String,
     pub notes: Vec<String>,
+    /// The frames kept: all of them, or for a deeper stack the innermost
+    /// and the outermost `SHOWN_FRAMES / 2` (the rest are only counted:
+    /// a stack can hold hundreds of millions).
     pub frames: Vec<FrameInfo>,
+    /// How many frames the stack held.
+    pub depth: usize,
     pub source_name: String,
 }
 
-/// At most this many frames are listed; the middle of a deeper stack is
-/// elided.
-const SHOWN_FRAMES: usize = 20;
+/// At most this many frames are kept and listed; the middle of a deeper
+/// stack is elided.
+pub const SHOWN_FRAMES: usize = 20;
 
 impl RuntimeError {
     /// Renders the error in rustc style: message, `--> FILE:LINE:COL`, the
@@ -36,13 +41,12 @@ impl RuntimeError {
             .map(|n| if n.starts_with("help:") || n.starts_with("note:") { n.clone() } else { format!("note: {n}") })
             .collect();
         let mut stack = String::from("note: call stack, innermost first:");
-        let n = self.frames.len();
-        for (i, f) in self.frames.iter().enumerate() {
-            if n > SHOWN_FRAMES && i == SHOWN_FRAMES / 2 {
-                stack.push_str(&format!("\n  ... {} frames omitted ...", n - SHOWN_FRAMES));
-            }
-            if n > SHOWN_FRAMES && i >= SHOWN_FRAMES / 2 && i < n - SHOWN_FRAMES / 2 {
-                continue;
+        let (n, kept) = (self.depth.max(self.frames.len()), self.frames.len());
+        for (k, f) in self.frames.iter().enumerate() {
+            // The outer half of the kept frames are the stack's last ones.
+            let i = if k < SHOWN_FRAMES / 2 || n == kept { k } else { n - (kept - k) };
+            if n > kept && k == SHOWN_FRAMES / 2 {
+                stack.push_str(&format!("\n  ... {} frames omitted ...", n - kept));
             }
             stack.push_str(&format!("\n  {i}: {} at {}:{}:{}", f.func, self.source_name, f.pos.line, f.pos.col));
         }

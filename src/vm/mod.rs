@@ -304,11 +304,16 @@ impl<'p, A: Allocator> Vm<'p, A> {
         };
         // The innermost frame's pc is the failing instruction; a caller's
         // is its return address, one past the `call` that is still running.
+        // Only the frames the report shows are described (see
+        // `RuntimeError::frames`).
+        let depth = self.frames.len();
+        let half = error::SHOWN_FRAMES / 2;
         let frames = self
             .frames
             .iter()
             .rev()
             .enumerate()
+            .filter(|&(i, _)| depth <= error::SHOWN_FRAMES || i < half || i >= depth - half)
             .map(|(i, fr)| {
                 let f = &prog.funcs[fr.func as usize];
                 let pc = if i == 0 { fr.pc } else { fr.pc.saturating_sub(1) };
@@ -316,7 +321,7 @@ impl<'p, A: Allocator> Vm<'p, A> {
                 FrameInfo { func: f.name.clone(), pos: f.lines.get(pc as usize).copied().unwrap_or_default() }
             })
             .collect();
-        RuntimeError { message, notes, frames, source_name: prog.source_name.clone() }
+        RuntimeError { message, notes, frames, depth, source_name: prog.source_name.clone() }
     }
 
     fn trace_line(&mut self, t: Traced) {
@@ -1879,7 +1884,8 @@ mod tests {
             let mut vm = Vm::new(&loaded.program, heap, Limits { max_steps: None, max_depth: usize::MAX });
             let err = vm.run(&mut Vec::new()).unwrap_err();
             assert_eq!(err.message, "out of memory (--max-heap)", "{text}");
-            assert!(err.frames.len() > 10 && err.frames.len() < most, "{} frames: {text}", err.frames.len());
+            assert!(err.depth > 10 && err.depth < most, "{} frames: {text}", err.depth);
+            assert_eq!(err.frames.len(), 20);
             assert_eq!(err.frames[0].pos.line, line, "{text}");
             assert_eq!(vm.heap().objects().live(), 0, "{text}");
         }
@@ -1890,7 +1896,7 @@ mod tests {
             let mut vm = Vm::new(&loaded.program, heap, Limits { max_steps: None, max_depth });
             let err = vm.run(&mut Vec::new()).unwrap_err();
             assert!(err.message.starts_with(&format!("call depth exceeds {max_depth} ")), "{}", err.message);
-            assert_eq!(err.frames.len(), max_depth);
+            assert_eq!((err.frames.len(), err.depth), (max_depth, max_depth));
         }
     }
 
