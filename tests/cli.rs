@@ -610,3 +610,58 @@ fn a_closed_pipe_ends_the_output_quietly() {
         assert_eq!((r.code, r.stderr.as_str()), (0, ""), "{args:?}");
     }
 }
+
+/// Input is capped at 256 MiB, found while reading: `/dev/zero` and an
+/// endless pipe end at once with exit 2 instead of filling memory (they
+/// used to read 8.5 GB in 20 s); a larger regular file too.
+#[test]
+fn input_over_256_mib_is_an_error_found_while_reading() {
+    const OVER: &str = "input larger than 256 MiB";
+    if std::path::Path::new("/dev/zero").exists() {
+        let out = tmp("zero.rcb", b"");
+        for args in [
+            &["run", "/dev/zero"][..],
+            &["check", "/dev/zero"],
+            &["disasm", "/dev/zero"],
+            &["asm", "/dev/zero", "-o", &out],
+        ] {
+            let r = rcvm_within(20, args);
+            no_panic(&r);
+            assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+            assert_eq!(r.stderr, format!("error: cannot read `/dev/zero`: {OVER}\n"), "{args:?}");
+        }
+    } else {
+        eprintln!("note: no /dev/zero here; skipped");
+    }
+    // Standard input that never ends: valid text, so only its size is
+    // wrong. The writer stops when rcvm closes the pipe.
+    for cmd in ["run", "check", "disasm"] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_rcvm"))
+            .args([cmd, "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn rcvm");
+        let mut stdin = child.stdin.take().unwrap();
+        let writer = std::thread::spawn(move || {
+            use std::io::Write;
+            let chunk = "; an endless program\n".repeat(3000);
+            while stdin.write_all(chunk.as_bytes()).is_ok() {}
+        });
+        let r = finish_within(20, child, &[cmd, "-"]);
+        writer.join().unwrap();
+        no_panic(&r);
+        assert_eq!(r.code, 2, "{cmd}: {}", r.stderr);
+        assert_eq!(r.stderr, format!("error: cannot read standard input: {OVER}\n"), "{cmd}");
+    }
+    // A regular file over the cap (sparse: the program, then NULs) is
+    // refused by its size before any of it is read.
+    let over = tmp("over-cap.asm", b"halt\n");
+    let file = std::fs::OpenOptions::new().write(true).open(&over).unwrap();
+    file.set_len((256 << 20) + 1).unwrap();
+    let r = rcvm_within(20, &["check", &over]);
+    assert_eq!((r.code, r.stderr), (2, format!("error: cannot read `{over}`: {OVER}\n")));
+    drop(file);
+    let _ = std::fs::remove_file(&over);
+}
