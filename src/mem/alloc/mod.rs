@@ -118,6 +118,31 @@ pub unsafe trait Allocator {
     /// enforce `--max-heap`).
     fn bytes_in_use(&self) -> usize;
 
+    /// The most that `alloc(size)` can raise [`Allocator::bytes_in_use`]
+    /// (and so the peak), for a limit checked before allocating:
+    /// `bytes_in_use() + alloc_charge(size) <= max` keeps `bytes_in_use`
+    /// within `max` after the call. The default, `size`, is right for an
+    /// allocator that counts exactly the bytes asked for; one that rounds
+    /// requests up (to a size class, to [`ALIGN`]) must say so here.
+    fn alloc_charge(&self, size: usize) -> usize {
+        size
+    }
+
+    /// The most that `realloc(ptr, old_size, new_size)` can raise
+    /// [`Allocator::bytes_in_use`] at any moment of the call, as for
+    /// [`Allocator::alloc_charge`]. `new_size - old_size` is not always
+    /// enough: a block that moves may be counted twice while it is copied
+    /// (`pool` between size classes), or for good (`bump`, whose frees are
+    /// no-ops). The default suits
+    /// the default `realloc`, which allocates the new block before freeing
+    /// the old one: `alloc_charge(new_size)`. `ptr` is the block to be
+    /// resized (a live block of `old_size` bytes from this allocator); it
+    /// is only compared, never read.
+    fn realloc_charge(&self, ptr: NonNull<u8>, old_size: usize, new_size: usize) -> usize {
+        let _ = (ptr, old_size);
+        self.alloc_charge(new_size)
+    }
+
     /// A snapshot of the statistics.
     fn stats(&self) -> AllocStats;
 
@@ -149,6 +174,12 @@ unsafe impl<A: Allocator + ?Sized> Allocator for Box<A> {
     }
     fn bytes_in_use(&self) -> usize {
         (**self).bytes_in_use()
+    }
+    fn alloc_charge(&self, size: usize) -> usize {
+        (**self).alloc_charge(size)
+    }
+    fn realloc_charge(&self, ptr: NonNull<u8>, old_size: usize, new_size: usize) -> usize {
+        (**self).realloc_charge(ptr, old_size, new_size)
     }
     fn stats(&self) -> AllocStats {
         (**self).stats()
@@ -218,6 +249,19 @@ unsafe impl Allocator for Selected {
             Selected::Other(a) => other_bytes_in_use(a.as_ref()),
         }
     }
+    #[inline(always)]
+    fn alloc_charge(&self, size: usize) -> usize {
+        match self {
+            Selected::Pool(p) => p.alloc_charge(size),
+            Selected::Other(a) => other_alloc_charge(a.as_ref(), size),
+        }
+    }
+    fn realloc_charge(&self, ptr: NonNull<u8>, old_size: usize, new_size: usize) -> usize {
+        match self {
+            Selected::Pool(p) => p.realloc_charge(ptr, old_size, new_size),
+            Selected::Other(a) => a.realloc_charge(ptr, old_size, new_size),
+        }
+    }
     fn stats(&self) -> AllocStats {
         match self {
             Selected::Pool(p) => p.stats(),
@@ -256,9 +300,100 @@ fn other_bytes_in_use(a: &dyn Allocator) -> usize {
     a.bytes_in_use()
 }
 
+#[cold]
+#[inline(never)]
+fn other_alloc_charge(a: &dyn Allocator, size: usize) -> usize {
+    a.alloc_charge(size)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a run does to the allocator under `--max-heap max`, with the
+    /// limit checked as the heap should check it (before each call,
+    /// `bytes_in_use() + charge <= max`): one list buffer grown as
+    /// `list_push` grows it (CPython's `list_resize`, 16-byte values),
+    /// with `records` 16-byte records (`new r1, 0`) and `strings` string
+    /// objects of odd sizes allocated per push, until a request is
+    /// refused. `bytes_in_use` and the peak never pass `max`; returns the
+    /// values pushed.
+    fn push_until_refused<A: Allocator>(a: &mut A, max: usize, records: usize, strings: usize) -> usize {
+        let name = a.name().to_string();
+        let (mut buf, mut cap, mut len): (Option<NonNull<u8>>, usize, usize) = (None, 0, 0);
+        let mut blocks: Vec<(NonNull<u8>, usize)> = Vec::new();
+        let fits = |a: &A, charge: usize| a.bytes_in_use().saturating_add(charge) <= max;
+        'run: loop {
+            for i in 0..records + strings {
+                let size = if i < records { 16 } else { 32 + (len + i) % 37 };
+                if !fits(a, a.alloc_charge(size)) {
+                    break 'run;
+                }
+                blocks.push((a.alloc(size).expect("memory"), size));
+            }
+            if len == cap {
+                let new_cap = (len + 1 + ((len + 1) >> 3) + 6) & !3;
+                let (old_bytes, new_bytes) = (cap * 16, new_cap * 16);
+                let charge = match buf {
+                    None => a.alloc_charge(new_bytes),
+                    Some(p) => a.realloc_charge(p, old_bytes, new_bytes),
+                };
+                if !fits(a, charge) {
+                    break 'run;
+                }
+                let p = match buf {
+                    None => a.alloc(new_bytes),
+                    // SAFETY: `p` is this allocator's live block of `old_bytes`.
+                    Some(p) => unsafe { a.realloc(p, old_bytes, new_bytes) },
+                }
+                .expect("memory");
+                if len > 0 {
+                    // SAFETY: the first `len` values were kept.
+                    unsafe {
+                        assert_eq!(*p.as_ptr(), 0, "{name}");
+                        assert_eq!(*p.as_ptr().add((len - 1) * 16), (len - 1) as u8, "{name}");
+                    }
+                }
+                (buf, cap) = (Some(p), new_cap);
+            }
+            // SAFETY: `len < cap`: value `len` lies inside the buffer.
+            unsafe { *buf.expect("a buffer").as_ptr().add(len * 16) = len as u8 };
+            len += 1;
+            assert!(a.bytes_in_use() <= max, "{name}: {} bytes in use, over {max}", a.bytes_in_use());
+        }
+        assert!(a.stats().bytes_peak <= max as u64, "{name}: peak {} over {max}", a.stats().bytes_peak);
+        // SAFETY: every block is live, from `a`, with the size it was
+        // allocated (or last resized) with.
+        unsafe {
+            for (p, size) in blocks {
+                a.free(p, size);
+            }
+            if let Some(p) = buf {
+                a.free(p, cap * 16);
+            }
+        }
+        len
+    }
+
+    /// With the limit checked through the charges, no allocator passes
+    /// it: not `pool`, whose size classes round strings up and whose
+    /// realloc between classes holds both blocks for a moment; not
+    /// `bump`, where a moved buffer's old block stays taken; not behind
+    /// `Selected` or a box (which must forward the charges).
+    #[test]
+    fn charges_keep_every_allocator_within_the_limit() {
+        let limits: &[usize] =
+            if cfg!(miri) { &[300, 5_000, 40_000] } else { &[300, 5_000, 64 << 10, 1 << 20, 3 << 20] };
+        for &max in limits {
+            for (records, strings) in [(0, 0), (1, 0), (0, 1), (2, 1)] {
+                push_until_refused(&mut PoolAllocator::new(), max, records, strings);
+                push_until_refused(&mut SystemAllocator::new(), max, records, strings);
+                push_until_refused(&mut BumpAllocator::new(), max, records, strings);
+                push_until_refused(&mut Selected::Pool(PoolAllocator::new()), max, records, strings);
+                push_until_refused(&mut Selected::Other(Box::new(BumpAllocator::new())), max, records, strings);
+            }
+        }
+    }
 
     /// Both arms hand out usable, aligned blocks, account for them and
     /// take them back; the name and statistics are the chosen allocator's.

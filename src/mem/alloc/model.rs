@@ -11,7 +11,9 @@ use arbitrary::{Result, Unstructured};
 /// sizes, checked against a model. Live blocks are aligned, never overlap
 /// and keep their contents; `bytes_in_use` never falls below the requested
 /// bytes and returns to its starting value when everything is freed
-/// (unless `frees_are_noops`); `check()` holds throughout.
+/// (unless `frees_are_noops`); no alloc or realloc raises `bytes_in_use`
+/// or the peak by more than its `alloc_charge`/`realloc_charge` said;
+/// `check()` holds throughout.
 pub fn check_alloc_ops<A: Allocator>(
     a: &mut A,
     u: &mut Unstructured,
@@ -31,6 +33,24 @@ pub fn check_alloc_ops<A: Allocator>(
         // SAFETY: as in `fill`; `upto <= b.size`.
         let s = unsafe { std::slice::from_raw_parts(b.ptr.as_ptr(), upto) };
         s.iter().all(|&x| x == b.tag)
+    }
+    /// `bytes_in_use` and the peak after a call rose by at most `charge`
+    /// from `before` (both taken before the call).
+    fn charged<A: Allocator>(
+        a: &A,
+        before: (usize, u64),
+        charge: usize,
+        what: &str,
+    ) -> std::result::Result<(), String> {
+        let limit = before.0.saturating_add(charge);
+        let (now, peak) = (a.bytes_in_use(), a.stats().bytes_peak);
+        if now > limit || peak > before.1.max(limit as u64) {
+            return Err(format!(
+                "{what} was charged {charge} bytes, but bytes_in_use went {} -> {now}, the peak {} -> {peak}",
+                before.0, before.1
+            ));
+        }
+        Ok(())
     }
     let start = a.bytes_in_use();
     let mut live: Vec<Block> = Vec::new();
@@ -53,7 +73,9 @@ pub fn check_alloc_ops<A: Allocator>(
             let n = u.int_in_range(256..=512usize).map_err(|e| e.to_string())?;
             let k = u.int_in_range(1..=2600usize).map_err(|e| e.to_string())?;
             for _ in 0..k {
+                let (before, charge) = ((a.bytes_in_use(), a.stats().bytes_peak), a.alloc_charge(n));
                 let Some(ptr) = a.alloc(n) else { return Err(format!("alloc({n}) failed")) };
+                charged(a, before, charge, &format!("alloc({n})"))?;
                 tag = tag.wrapping_add(1);
                 let b = Block { ptr, size: n, tag };
                 fill(&b);
@@ -61,7 +83,9 @@ pub fn check_alloc_ops<A: Allocator>(
             }
         } else if op < 5 || live.is_empty() {
             let n = size(u).map_err(|e| e.to_string())?;
+            let (before, charge) = ((a.bytes_in_use(), a.stats().bytes_peak), a.alloc_charge(n));
             let Some(ptr) = a.alloc(n) else { return Err(format!("alloc({n}) failed")) };
+            charged(a, before, charge, &format!("alloc({n})"))?;
             if !(ptr.as_ptr() as usize).is_multiple_of(ALIGN) {
                 return Err(format!("alloc({n}) returned a misaligned block"));
             }
@@ -84,10 +108,12 @@ pub fn check_alloc_ops<A: Allocator>(
             if !intact(old, old.size) {
                 return Err("a block was overwritten before realloc".into());
             }
+            let (before, charge) = ((a.bytes_in_use(), a.stats().bytes_peak), a.realloc_charge(old.ptr, old.size, n));
             // SAFETY: `old` came from `a` with this size and is live.
             let Some(ptr) = (unsafe { a.realloc(old.ptr, old.size, n) }) else {
                 return Err(format!("realloc to {n} failed"));
             };
+            charged(a, before, charge, &format!("realloc({} -> {n})", old.size))?;
             let keep = old.size.min(n);
             let nb = Block { ptr, size: n, tag: old.tag };
             if !intact(&nb, keep) {

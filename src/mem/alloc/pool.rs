@@ -610,6 +610,28 @@ unsafe impl Allocator for PoolAllocator {
         self.bytes_in_use
     }
 
+    #[inline(always)]
+    fn alloc_charge(&self, size: usize) -> usize {
+        if size <= SMALL_REQUEST_THRESHOLD {
+            class_size(class_of(size))
+        } else {
+            Self::large_layout(size).map_or(usize::MAX, |l| l.size())
+        }
+    }
+
+    /// Within a class nothing moves; between large blocks the system's
+    /// realloc swaps the counts at once; otherwise the new block is taken
+    /// before the old one is given back, so both count for a moment.
+    fn realloc_charge(&self, _ptr: NonNull<u8>, old_size: usize, new_size: usize) -> usize {
+        let small_old = old_size <= SMALL_REQUEST_THRESHOLD;
+        let small_new = new_size <= SMALL_REQUEST_THRESHOLD;
+        if (small_old && small_new && class_of(old_size) == class_of(new_size)) || (!small_old && !small_new) {
+            self.alloc_charge(new_size).saturating_sub(self.alloc_charge(old_size))
+        } else {
+            self.alloc_charge(new_size)
+        }
+    }
+
     fn stats(&self) -> AllocStats {
         AllocStats {
             kind: "pool".into(),

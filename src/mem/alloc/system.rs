@@ -69,6 +69,16 @@ unsafe impl Allocator for SystemAllocator {
         self.in_use
     }
 
+    fn alloc_charge(&self, size: usize) -> usize {
+        size.max(1)
+    }
+
+    /// `realloc` counts the new size in place of the old at once (the
+    /// global allocator moves the block, if it must, inside the call).
+    fn realloc_charge(&self, _ptr: NonNull<u8>, old_size: usize, new_size: usize) -> usize {
+        new_size.max(1).saturating_sub(old_size.max(1))
+    }
+
     fn stats(&self) -> AllocStats {
         AllocStats {
             kind: "system".into(),
