@@ -717,7 +717,6 @@ fn pool_and_system_stay_within_max_heap() {
 /// asked for: `bump` counts a moved list buffer's new block whole, the
 /// old staying taken.
 #[test]
-#[ignore = "needs the heap to check --max-heap with Allocator::alloc_charge/realloc_charge"]
 fn bump_stays_within_max_heap() {
     heap_stays_within_max_heap("bump");
 }

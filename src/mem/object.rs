@@ -459,7 +459,9 @@ impl<A: Allocator> Objects<A> {
 
     #[inline(always)]
     fn raw_alloc(&mut self, size: usize) -> Result<NonNull<u8>, AllocError> {
-        if self.bytes_in_use().saturating_add(size) > self.max_bytes {
+        // What the allocator says this allocation can add (its rounding,
+        // say), so that no allocator passes the limit.
+        if self.bytes_in_use().saturating_add(self.alloc.alloc_charge(size)) > self.max_bytes {
             return Err(AllocError::OutOfMemory);
         }
         self.alloc.alloc(size).ok_or(AllocError::OutOfMemory)
@@ -871,7 +873,12 @@ impl<A: Allocator> Objects<A> {
             let new_cap = (newsize + (newsize >> 3) + 6) & !3;
             let new_cap = new_cap.min(u32::MAX as usize);
             let new_bytes = new_cap * VAL;
-            let grown = new_bytes - cap as usize * VAL;
+            // What growing adds, as the allocator counts it (bump keeps
+            // the old block; a pool move holds both for a moment).
+            let grown = match NonNull::new(buf) {
+                None => self.alloc.alloc_charge(new_bytes),
+                Some(old) => self.alloc.realloc_charge(old.cast(), cap as usize * VAL, new_bytes),
+            };
             if self.bytes_in_use().saturating_add(grown) > self.max_bytes {
                 return Err(AllocError::OutOfMemory);
             }
