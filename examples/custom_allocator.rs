@@ -40,6 +40,14 @@ unsafe impl<A: Allocator> Allocator for TracingAllocator<A> {
     fn bytes_in_use(&self) -> usize {
         self.inner.bytes_in_use()
     }
+    // What an allocation adds, as the wrapped allocator counts it: the
+    // heap checks --max-heap with these.
+    fn alloc_charge(&self, size: usize) -> usize {
+        self.inner.alloc_charge(size)
+    }
+    fn realloc_charge(&self, ptr: NonNull<u8>, old: usize, new: usize) -> usize {
+        self.inner.realloc_charge(ptr, old, new)
+    }
     fn stats(&self) -> AllocStats {
         AllocStats { kind: "tracing".into(), ..self.inner.stats() }
     }
