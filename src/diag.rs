@@ -55,6 +55,9 @@ fn config() -> Config {
 }
 
 /// Renders diagnostics about `src` (named `name`) as plain text.
+/// Source lines longer than this are not printed in a diagnostic.
+const MAX_SHOWN_LINE: usize = 4096;
+
 pub fn render(name: &str, src: &str, diags: &[Diagnostic]) -> String {
     let file = SimpleFile::new(name, src);
     let mut out = term::termcolor::NoColor::new(Vec::new());
@@ -63,16 +66,40 @@ pub fn render(name: &str, src: &str, diags: &[Diagnostic]) -> String {
             Severity::Error => CsDiag::error(),
             Severity::Warning => CsDiag::warning(),
         }
-        .with_message(&d.message)
-        .with_notes(d.notes.clone());
+        .with_message(cap(&d.message))
+        .with_notes(d.notes.iter().map(|n| cap(n)).collect());
         if let Some(span) = &d.span {
             let span = clamp(span.clone(), src);
-            cs = cs.with_labels(vec![Label::primary((), span).with_message(&d.label)]);
+            // A line too long to show (binary junk, a generated line) is
+            // named, not printed: the report stays small.
+            let line_start = src[..span.start].rfind('\n').map_or(0, |i| i + 1);
+            let line_end = src[span.start..].find('\n').map_or(src.len(), |i| span.start + i);
+            if line_end - line_start > MAX_SHOWN_LINE {
+                let line = src[..span.start].matches('\n').count() + 1;
+                let col = src[line_start..span.start].chars().count() + 1;
+                cs = cs.with_notes(vec![format!(
+                    "at {name}:{line}:{col} (the line is {} bytes long; not shown)",
+                    line_end - line_start
+                )]);
+            } else {
+                cs = cs.with_labels(vec![Label::primary((), span).with_message(&d.label)]);
+            }
         }
         // Rendering into a Vec cannot fail for in-range spans (clamped above).
         let _ = term::emit(&mut out, &config(), &file, &cs);
     }
     String::from_utf8_lossy(&out.into_inner()).into_owned()
+}
+
+/// A message or note with each line cut to a readable length (one can
+/// quote a name of any length from the source).
+fn cap(s: &str) -> String {
+    const MAX: usize = 400;
+    let line = |l: &str| match l.char_indices().nth(MAX) {
+        Some((i, _)) => format!("{}...", &l[..i]),
+        None => l.to_string(),
+    };
+    s.split('\n').map(line).collect::<Vec<_>>().join("\n")
 }
 
 fn clamp(span: Range<usize>, src: &str) -> Range<usize> {

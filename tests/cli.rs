@@ -384,6 +384,26 @@ fn the_step_budget_is_exact() {
     }
 }
 
+/// A diagnostic about a huge line (binary junk, a generated name) stays
+/// small: the line is named, not printed, and quoted names are cut.
+#[test]
+fn diagnostics_on_huge_lines_stay_small() {
+    let mut text = "y".repeat(300_000);
+    text.push_str(" r0\njmp ");
+    text.push_str(&"z".repeat(300_000));
+    text.push('\n');
+    let src = tmp("huge_lines.asm", text.as_bytes());
+    let r = rcvm(&["check", &src]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.len() < 4096, "{} bytes of diagnostics", r.stderr.len());
+    assert!(r.stderr.contains(&format!("at {src}:1:1 (the line is 300003 bytes long; not shown)")), "{}", r.stderr);
+    assert!(r.stderr.contains("undefined label `zzzz") && r.stderr.contains(&format!("{src}:2:5")), "{}", r.stderr);
+    let junk = tmp("zeros.bin", &vec![0u8; 3_000_000]);
+    let r = rcvm(&["run", &junk]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.len() < 1024 && r.stderr.contains("binary file"), "{}", r.stderr);
+}
+
 /// `--gc-log` lines come out as collections end, in order with `--trace`
 /// lines (the collection's line just before the instruction that ran it),
 /// and before a runtime error's report.

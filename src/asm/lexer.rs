@@ -24,9 +24,15 @@ pub enum Tok {
 impl Tok {
     /// How the token is described in messages.
     pub fn describe(&self) -> String {
+        // A name is shown whole up to 64 characters (a generated or junk
+        // line can hold one of megabytes).
+        let cut = |s: &str| match s.char_indices().nth(64) {
+            Some((i, _)) => format!("{}...", &s[..i]),
+            None => s.to_string(),
+        };
         match self {
-            Tok::Ident(s) => format!("`{s}`"),
-            Tok::Directive(s) => format!("directive `{s}`"),
+            Tok::Ident(s) => format!("`{}`", cut(s)),
+            Tok::Directive(s) => format!("directive `{}`", cut(s)),
             Tok::Reg(r) => format!("register `r{r}`"),
             Tok::Int(i) => format!("integer `{i}`"),
             Tok::Str(_) => "a string".into(),
