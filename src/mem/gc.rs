@@ -331,8 +331,10 @@ impl<A: Allocator> Heap<A> {
         for i in 0..gen {
             self.list_merge(i, gen);
         }
-        // Only this collection's traversals count (see `free_garbage`).
+        // Only this collection's first walk counts (see `free_garbage`),
+        // and no error of an earlier collection.
         self.objs.take_dangling_seen();
+        self.gc.fault = None;
         let examined = self.gc.lists[gen].len;
 
         // 1-2. update_refs and subtract_refs in one walk: an object's
@@ -365,6 +367,10 @@ impl<A: Allocator> Heap<A> {
         } else {
             self.update_and_subtract::<false>(gen);
         }
+        // Did the walk meet a reference to a freed object (it visits every
+        // reference of every object collected)? Later walks may flag
+        // survivors again; they do not count.
+        let dangling = self.objs.take_dangling_seen();
         let trips_before = self.gc.round_trips;
         // 3. move_unreachable (see there).
         let target = if gen < 2 { gen + 1 } else { 2 };
@@ -389,7 +395,7 @@ impl<A: Allocator> Heap<A> {
         // 5. Free the garbage (see `free_garbage`). First, the error a
         // member's dangling reference makes when freeing releases it
         // (found now, before members freed by this loop dangle too).
-        if self.objs.take_dangling_seen() {
+        if dangling {
             self.note_dangling_garbage();
         }
         let n = self.gc.lists[UNREACH].len;

@@ -23,6 +23,28 @@ use std::collections::HashMap;
 /// `vm::Vm::site`), translated to a source position by the VM.
 pub type Site = u32;
 
+/// Appends `s` to `out`, handing `out` to `spill` each time it would pass
+/// `chunk` bytes (see [`Heap::format_value_with`]): a long string, too,
+/// goes out (or is cut short) in pieces.
+fn push_spilling(
+    out: &mut String,
+    mut s: &str,
+    chunk: usize,
+    spill: &mut dyn FnMut(&mut String) -> Result<(), Fault>,
+) -> Result<(), Fault> {
+    while out.len().saturating_add(s.len()) > chunk && !s.is_empty() {
+        let mut cut = (chunk + 1).saturating_sub(out.len()).clamp(1, s.len());
+        while !s.is_char_boundary(cut) {
+            cut += 1;
+        }
+        out.push_str(&s[..cut]);
+        s = &s[cut..];
+        spill(out)?;
+    }
+    out.push_str(s);
+    Ok(())
+}
+
 /// An index into a record's or a list's items, as the fast paths of
 /// `load` and `store` take it: an `i64` counts negative indexes from the
 /// end (Python's rule); a `usize` is a non-negative index known as such
@@ -819,8 +841,7 @@ impl<A: Allocator> Heap<A> {
             Entries(u32, usize),
         }
         if let Some(s) = self.as_str(v)? {
-            out.push_str(s);
-            return Ok(());
+            return push_spilling(out, s, chunk, spill);
         }
         let mut tasks = vec![Task::Val(v)];
         let mut result = Ok(());
@@ -851,7 +872,12 @@ impl<A: Allocator> Heap<A> {
                         ObjKind::List => ("[", "]", "[...]"),
                         ObjKind::Dict => ("{", "}", "{...}"),
                         ObjKind::Str => {
-                            crate::asm::lexer::quote(self.objs.str_at(h.slot), out);
+                            let mut q = String::new();
+                            crate::asm::lexer::quote(self.objs.str_at(h.slot), &mut q);
+                            if let Err(e) = push_spilling(out, &q, chunk, spill) {
+                                result = Err(e);
+                                break;
+                            }
                             continue;
                         }
                     };
@@ -1123,7 +1149,7 @@ mod tests {
         // A DAG: level k is a list holding level k-1 twice (and a dict and
         // a record on the way), 2^16 leaves.
         // Smaller under Miri, which runs this some thousand times slower.
-        let (levels, chunk) = if cfg!(miri) { (7, 64) } else { (16, 4096) };
+        let (levels, chunk) = if cfg!(miri) { (8, 32) } else { (16, 4096) };
         let mut cur = Value::Int(7);
         for k in 0..levels {
             let l = h.new_list(0).unwrap();

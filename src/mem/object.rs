@@ -47,9 +47,10 @@ pub const F_MARK: u8 = 1 << 4;
 /// objects are freed by the collector alone (see `Heap::drain_children`).
 pub const F_UNREACH: u8 = 1 << 5;
 
-/// Flag: a traversal by the collector met a reference to a freed object
-/// in this object. A hint, cleared when the object survives a collection;
-/// `Objects::first_dangling` tells for sure.
+/// Flag: a traversal met a reference to a freed object in this object. A
+/// hint (cleared when the object is finished as a survivor, and set again
+/// by the same walk if it still holds one); `Objects::first_dangling`
+/// tells for sure.
 pub const F_DANGLING: u8 = 1 << 6;
 
 /// The type of an object.

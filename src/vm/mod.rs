@@ -271,8 +271,9 @@ impl<'p, A: Allocator> Vm<'p, A> {
     /// Releases every register of every frame, ignoring dangling
     /// references (after an error, or at exit).
     fn unwind(&mut self) {
-        let vals: Vec<Value> = self.stack.iter_mut().map(std::mem::take).collect();
-        for v in vals {
+        // In place: the stack can be as big as --max-heap allowed.
+        for i in 0..self.stack.len() {
+            let v = std::mem::take(&mut self.stack[i]);
             self.heap.release_quiet(v);
         }
         self.frames.clear();
@@ -709,11 +710,15 @@ impl<'p, A: Allocator> Vm<'p, A> {
                     let (d, f) = ($d, $f);
                     call!(@depth);
                     let args = [$(regs[$a as usize]),*];
+                    // Room first: it can fail (out of memory), and nothing
+                    // is retained yet then.
+                    let new_base = call!(@room);
                     // Retained one by one; should one fail, the ones before
                     // it are released again (they are in no register yet).
                     let mut k = 0;
                     $(
-                        if let v @ Value::Ref(_) = regs[$a as usize] {
+                        let _ = $a;
+                        if let v @ Value::Ref(_) = args[k] {
                             if let Err(f) = retain_ref(&mut self.heap, v) {
                                 break 'run unretain(&mut self.heap, &args[..k], f);
                             }
@@ -721,7 +726,6 @@ impl<'p, A: Allocator> Vm<'p, A> {
                         k += 1;
                     )*
                     let _ = k;
-                    let new_base = call!(@room);
                     regs = window!(new_base);
                     regs[..args.len()].copy_from_slice(&args);
                     call!(@switch d, f, new_base);
@@ -1016,6 +1020,14 @@ impl<'p, A: Allocator> Vm<'p, A> {
                         text.clear();
                         end_stretch(&mut 0, interrupt, interrupted, 0)
                     };
+                    // A freed object among the operands is found before
+                    // anything goes out (one nested in a long text may
+                    // still be met after a piece was written).
+                    for &r in self.prog.reglist(args) {
+                        if let Value::Ref(h) = regs[r as usize] {
+                            tri!(self.heap.check(h));
+                        }
+                    }
                     for (i, &r) in self.prog.reglist(args).iter().enumerate() {
                         if i > 0 {
                             line.push(' ');
@@ -1878,6 +1890,14 @@ mod tests {
         for (text, most, line) in [
             ("list r0\ncall r0, f\n.func f\nli r255, 1\ncall r0, f\nret r0\n.end", 300, 5),
             ("list r0\ncall r0, f\n.func f\ncall r0, f\nret r0\n.end", 70_000, 4),
+            // Reference arguments, inline (one and two): none is left
+            // counted when the room for the callee cannot be had.
+            ("list r0\ncall r1, f, r0\n.func f 1\nli r255, 1\ncall r0, f, r0\nret r0\n.end", 300, 5),
+            (
+                "list r0\nstr r1, \"s\"\ncall r2, g, r0, r1\n.func g 2\nli r255, 1\ncall r0, g, r0, r1\nret r0\n.end",
+                300,
+                6,
+            ),
         ] {
             let loaded = crate::load("t.asm", text.as_bytes()).unwrap();
             let heap = Heap::new(crate::mem::alloc::PoolAllocator::new(), 1 << 20);
@@ -1954,6 +1974,16 @@ mod tests {
         assert!(longest < 320, "{longest}");
         let last_mov = out.lines().rfind(|l| l.contains("mov r2, r3")).unwrap();
         assert!(last_mov.contains("r2 = #3000 (2999, (2998, (2997, (") && last_mov.ends_with(" ..."), "{last_mov}");
+        // A long string, alone and inside a list, is cut short too.
+        let text = "str r0, \"ab\"\nli r1, 0\nl: add r0, r0, r0\nadd r1, r1, 1\nlt r2, r1, 16\njnz r2, l\nlist r3\npush r3, r0\nmov r4, r3";
+        let loaded = crate::load("t.asm", text.as_bytes()).unwrap();
+        let mut vm = spin_vm(&loaded.program, None);
+        let trace = Shared::default();
+        vm.set_trace(Box::new(trace.clone()));
+        vm.run(&mut Vec::new()).unwrap();
+        let out = String::from_utf8(trace.0.borrow().clone()).unwrap();
+        assert!(out.lines().all(|l| l.len() < 320), "{}", out.lines().map(str::len).max().unwrap());
+        assert!(out.lines().any(|l| l.contains("r4 = #") && l.contains("[\"abab") && l.ends_with(" ...")));
     }
 
     /// An interrupt raised by another thread while a loop spins stops the
