@@ -1429,13 +1429,13 @@ fn grow_stack<A: Allocator>(
     need: usize,
     frames: usize,
     heap: &mut Heap<A>,
-) -> Result<usize, Fault> {
+) -> Result<(), Fault> {
     let doubled = need.max(stack.len().saturating_mul(2));
     let want = if charge_outside(heap, doubled, frames).is_ok() { doubled } else { need };
     charge_outside(heap, want, frames)?;
     stack.try_reserve_exact(want - stack.len()).map_err(|_| Fault::OutOfMemory)?;
     stack.resize(want, Value::Nil);
-    Ok(want)
+    Ok(())
 }
 
 /// Charges a register stack of `values` and room for `frames` frames to
@@ -1963,25 +1963,23 @@ mod tests {
                 Ok(())
             }
         }
-        let text = "li r0, 0\nb: new r3, 2\nstore r3, 0, r0\nstore r3, 1, r2\nmov r2, r3\nadd r0, r0, 1\nlt r4, r0, 3000\njnz r4, b";
-        let loaded = crate::load("t.asm", text.as_bytes()).unwrap();
-        let mut vm = spin_vm(&loaded.program, None);
-        let trace = Shared::default();
-        vm.set_trace(Box::new(trace.clone()));
-        vm.run(&mut Vec::new()).unwrap();
-        let out = String::from_utf8(trace.0.borrow().clone()).unwrap();
+        // The trace of a run of `text`.
+        let traced = |text: &str| {
+            let loaded = crate::load("t.asm", text.as_bytes()).unwrap();
+            let mut vm = spin_vm(&loaded.program, None);
+            let trace = Shared::default();
+            vm.set_trace(Box::new(trace.clone()));
+            vm.run(&mut Vec::new()).unwrap();
+            let out = String::from_utf8(trace.0.borrow().clone()).unwrap();
+            out
+        };
+        let out = traced("li r0, 0\nb: new r3, 2\nstore r3, 0, r0\nstore r3, 1, r2\nmov r2, r3\nadd r0, r0, 1\nlt r4, r0, 3000\njnz r4, b");
         let longest = out.lines().map(str::len).max().unwrap();
         assert!(longest < 320, "{longest}");
         let last_mov = out.lines().rfind(|l| l.contains("mov r2, r3")).unwrap();
         assert!(last_mov.contains("r2 = #3000 (2999, (2998, (2997, (") && last_mov.ends_with(" ..."), "{last_mov}");
         // A long string, alone and inside a list, is cut short too.
-        let text = "str r0, \"ab\"\nli r1, 0\nl: add r0, r0, r0\nadd r1, r1, 1\nlt r2, r1, 16\njnz r2, l\nlist r3\npush r3, r0\nmov r4, r3";
-        let loaded = crate::load("t.asm", text.as_bytes()).unwrap();
-        let mut vm = spin_vm(&loaded.program, None);
-        let trace = Shared::default();
-        vm.set_trace(Box::new(trace.clone()));
-        vm.run(&mut Vec::new()).unwrap();
-        let out = String::from_utf8(trace.0.borrow().clone()).unwrap();
+        let out = traced("str r0, \"ab\"\nli r1, 0\nl: add r0, r0, r0\nadd r1, r1, 1\nlt r2, r1, 16\njnz r2, l\nlist r3\npush r3, r0\nmov r4, r3");
         assert!(out.lines().all(|l| l.len() < 320), "{}", out.lines().map(str::len).max().unwrap());
         assert!(out.lines().any(|l| l.contains("r4 = #") && l.contains("[\"abab") && l.ends_with(" ...")));
     }
