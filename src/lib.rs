@@ -1,7 +1,9 @@
 //! rcvm: a register-based bytecode VM whose objects live in a memory
 //! subsystem built like CPython's: a pooled small-object allocator,
 //! reference counting, and a threshold-triggered generational cycle
-//! collector. Every layer is pluggable.
+//! collector. Every layer is pluggable, behind a trait:
+//! [`mem::alloc::Allocator`], [`mem::RefcountHooks`] and
+//! [`mem::gc::GcPolicy`].
 //!
 //! The pipeline: [`asm`] turns text into a [`bytecode::Module`];
 //! [`bytecode::verify`] checks it into a [`bytecode::Program`]; a

@@ -4,6 +4,7 @@
 use crate::mem::alloc::{AllocStats, Allocator};
 use crate::mem::gc::GcStats;
 use crate::mem::heap::ObjectStats;
+use crate::mem::refcount::RefcountHooks;
 use crate::vm::Vm;
 use serde::Serialize;
 use std::fmt::Write;
@@ -33,7 +34,7 @@ pub struct Stats {
 
 impl Stats {
     /// Reads the statistics off a VM after its run.
-    pub fn collect<A: Allocator>(vm: &Vm<'_, A>, elapsed: std::time::Duration) -> Stats {
+    pub fn collect<A: Allocator, H: RefcountHooks>(vm: &Vm<'_, A, H>, elapsed: std::time::Duration) -> Stats {
         let heap = vm.heap();
         let (d, dp) = heap.objects().dict_bytes();
         Stats {
@@ -118,7 +119,7 @@ impl Stats {
 /// object is shown with where it was allocated; the ones held by counts no
 /// owner accounts for (an `incref` never undone) are marked as roots.
 /// Returns an empty string when nothing leaked.
-pub fn leak_report<A: Allocator>(vm: &mut Vm<'_, A>) -> String {
+pub fn leak_report<A: Allocator, H: RefcountHooks>(vm: &mut Vm<'_, A, H>) -> String {
     let site = 0;
     vm.heap_mut().collect(2, site);
     let live = vm.heap().live_objects();

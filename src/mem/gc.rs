@@ -23,6 +23,7 @@
 use super::alloc::Allocator;
 use super::heap::{Fault, Heap, Site};
 use super::object::{Header, F_DANGLING, F_MARK, F_TAINTED, F_UNREACH, NO_SLOT, UNTRACKED};
+use super::refcount::RefcountHooks;
 use std::time::Instant;
 
 /// Index of the unreachable list in [`GcState::lists`].
@@ -193,7 +194,7 @@ impl Default for GcState {
     }
 }
 
-impl<A: Allocator> Heap<A> {
+impl<A: Allocator, H: RefcountHooks> Heap<A, H> {
     #[inline(always)]
     fn list_append(&mut self, l: usize, slot: u32) {
         let h = self.objs.hdr_mut(slot);
@@ -689,6 +690,7 @@ impl<A: Allocator> Heap<A> {
             let c = &mut self.gc.counters.counts[0];
             *c = c.saturating_sub(1);
             self.note_freed(id, hdr.flag(F_TAINTED), site);
+            self.note_collected(id, hdr.kind(), site);
             s = hdr.gc_next;
             // Dangling references met here are to members freed before,
             // or to objects freed before the collection: those were

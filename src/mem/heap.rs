@@ -12,10 +12,17 @@
 //! lowered are marked *tainted*, and when a tainted object is freed while
 //! owners may still hold it (more `decref`s than `incref`s) its id and the
 //! site of the free go to a small graveyard that error messages consult.
+//!
+//! A heap tells its [`RefcountHooks`] (none by default: [`NoHooks`]) of
+//! every object's creation and free; see [`super::refcount`].
 
 use super::alloc::Allocator;
 use super::gc::GcState;
-use super::object::{AllocError, DictKey, KeyRef, ObjKind, ObjMut, Objects, F_PRINTING, F_TAINTED, F_UNREACH};
+use super::object::{
+    dict_block_size, list_block_size, record_block_size, str_block_size, AllocError, DictKey, KeyRef, ObjKind, ObjMut,
+    Objects, F_PRINTING, F_TAINTED, F_UNREACH,
+};
+use super::refcount::{FreeCause, NoHooks, RefcountHooks};
 use super::value::{Handle, Value};
 use std::collections::HashMap;
 
@@ -124,8 +131,9 @@ pub struct TypeCounts {
     pub string: u64,
 }
 
-/// The refcounted object heap over allocator `A`.
-pub struct Heap<A: Allocator> {
+/// The refcounted object heap over allocator `A`, telling hooks `H` of
+/// its objects' lives (see [`RefcountHooks`]; by default none).
+pub struct Heap<A: Allocator, H: RefcountHooks = NoHooks> {
     pub(crate) objs: Objects<A>,
     /// Reused work list for freeing (no recursion, no per-free allocation).
     pub(crate) work: Vec<Value>,
@@ -140,11 +148,22 @@ pub struct Heap<A: Allocator> {
     pub(crate) site: Site,
     /// Collector scratch lists, reused across collections.
     pub(crate) gc_kids: Vec<u32>,
+    /// Told of every creation and free (zero-sized by default).
+    hooks: H,
 }
 
 impl<A: Allocator> Heap<A> {
-    /// A heap over `alloc`, refusing to grow past `max_bytes`.
+    /// A heap over `alloc`, refusing to grow past `max_bytes`, with no
+    /// hooks.
     pub fn new(alloc: A, max_bytes: usize) -> Self {
+        Heap::with_hooks(alloc, max_bytes, NoHooks)
+    }
+}
+
+impl<A: Allocator, H: RefcountHooks> Heap<A, H> {
+    /// A heap over `alloc`, refusing to grow past `max_bytes`, that tells
+    /// `hooks` of every object's creation and free (see [`RefcountHooks`]).
+    pub fn with_hooks(alloc: A, max_bytes: usize, hooks: H) -> Self {
         Heap {
             objs: Objects::new(alloc, max_bytes),
             work: Vec::new(),
@@ -154,7 +173,23 @@ impl<A: Allocator> Heap<A> {
             gc: GcState::default(),
             site: 0,
             gc_kids: Vec::new(),
+            hooks,
         }
+    }
+
+    /// The hooks (to read what they gathered).
+    pub fn hooks(&self) -> &H {
+        &self.hooks
+    }
+
+    pub fn hooks_mut(&mut self) -> &mut H {
+        &mut self.hooks
+    }
+
+    /// The hooks, the heap dropped (its objects still alive are given
+    /// back without being reported).
+    pub fn into_hooks(self) -> H {
+        self.hooks
     }
 
     pub fn allocator(&self) -> &A {
@@ -275,7 +310,7 @@ impl<A: Allocator> Heap<A> {
     /// atoms, a string), returns right after the one free.
     #[inline(never)]
     fn free_cascade(&mut self, slot: u32, site: Site) -> Result<(), Fault> {
-        self.free_one(slot, site);
+        self.free_one(slot, site, FreeCause::Refcount);
         if self.work.is_empty() && !self.objs.has_pending() {
             return Ok(());
         }
@@ -286,10 +321,18 @@ impl<A: Allocator> Heap<A> {
     }
 
     /// The rest of a cascade, out of the common free's way (see
-    /// [`Heap::drain_children`]).
+    /// [`Heap::drain`]).
     #[inline(never)]
     fn free_children(&mut self, site: Site) -> Option<Handle> {
-        self.drain_children(site)
+        self.drain(site, FreeCause::Refcount)
+    }
+
+    /// [`Heap::drain`] for the collector's freeing loop, which runs it once
+    /// per member of the garbage: what it frees, only the garbage held
+    /// ([`FreeCause::HeldByGarbage`]).
+    #[inline(always)]
+    pub(crate) fn drain_children(&mut self, site: Site) -> Option<Handle> {
+        self.drain(site, FreeCause::HeldByGarbage)
     }
 
     /// Releases the references freed objects held. A record's wait in
@@ -297,10 +340,11 @@ impl<A: Allocator> Heap<A> {
     /// kept-back buffer (`take_child`). Members of a running collection's
     /// unreachable set (`F_UNREACH`) are skipped: the collector frees them
     /// itself, without their counts. Returns the first dangling reference
-    /// met, if any (the rest are still released). Inlined into the
-    /// collector's freeing loop, which runs it once per member.
+    /// met, if any (the rest are still released). `cause` is what the
+    /// hooks are told of the objects it frees (a constant wherever this is
+    /// inlined).
     #[inline(always)]
-    pub(crate) fn drain_children(&mut self, site: Site) -> Option<Handle> {
+    fn drain(&mut self, site: Site, cause: FreeCause) -> Option<Handle> {
         let mut dangling = None;
         while let Some(v) = self.work.pop().or_else(|| self.objs.take_child()) {
             let Value::Ref(h) = v else { continue };
@@ -314,7 +358,7 @@ impl<A: Allocator> Heap<A> {
             }
             hdr.rc -= 1;
             if hdr.rc == 0 {
-                self.free_one(h.slot, site);
+                self.free_one(h.slot, site, cause);
             }
         }
         dangling
@@ -323,12 +367,20 @@ impl<A: Allocator> Heap<A> {
     /// Frees one object whose count is 0; the references it held go to
     /// `work` (a record's) or stay with `Objects` (a list's or dict's).
     #[inline(always)]
-    pub(crate) fn free_one(&mut self, slot: u32, site: Site) {
+    fn free_one(&mut self, slot: u32, site: Site, cause: FreeCause) {
         // One look-up: the header comes back from the free, and the
         // object leaves its generation list afterwards.
         let (id, hdr) = self.objs.free_hdr(slot, &mut self.work);
         self.gc_untrack_freed(&hdr);
         self.note_freed(id, hdr.flag(F_TAINTED), site);
+        self.hooks.on_free(id, hdr.kind(), cause, site);
+    }
+
+    /// Tells the hooks the collector freed object `id` of kind `kind`, a
+    /// member of the garbage (see `free_garbage`).
+    #[inline(always)]
+    pub(crate) fn note_collected(&mut self, id: u32, kind: ObjKind, site: Site) {
+        self.hooks.on_free(id, kind, FreeCause::Collector, site);
     }
 
     /// The bookkeeping of a free: statistics, the graveyard and the manual
@@ -355,8 +407,10 @@ impl<A: Allocator> Heap<A> {
         }
     }
 
+    /// The bookkeeping of a new object, `size` bytes made at `site`.
     #[inline(always)]
-    fn created(&mut self, h: Handle, kind: ObjKind) -> Result<Value, Fault> {
+    fn created(&mut self, h: Handle, kind: ObjKind, size: usize, site: Site) -> Result<Value, Fault> {
+        self.hooks.on_create(h.id, kind, size, site);
         self.stats.allocated += 1;
         let c = &mut self.stats.by_type;
         match kind {
@@ -390,25 +444,25 @@ impl<A: Allocator> Heap<A> {
     #[inline(never)]
     pub fn new_record(&mut self, n: u16, site: Site) -> Result<Value, Fault> {
         let h = self.objs.new_record(n, site, self.gc_young_tail())?;
-        self.created(h, ObjKind::Record)
+        self.created(h, ObjKind::Record, record_block_size(n), site)
     }
 
     #[inline(never)]
     pub fn new_list(&mut self, site: Site) -> Result<Value, Fault> {
         let h = self.objs.new_list(site, self.gc_young_tail())?;
-        self.created(h, ObjKind::List)
+        self.created(h, ObjKind::List, list_block_size(), site)
     }
 
     #[inline(never)]
     pub fn new_dict(&mut self, site: Site) -> Result<Value, Fault> {
         let h = self.objs.new_dict(site, self.gc_young_tail())?;
-        self.created(h, ObjKind::Dict)
+        self.created(h, ObjKind::Dict, dict_block_size(), site)
     }
 
     #[inline(never)]
     pub fn new_str(&mut self, s: &str, site: Site) -> Result<Value, Fault> {
         let h = self.objs.new_str(s, site)?;
-        self.created(h, ObjKind::Str)
+        self.created(h, ObjKind::Str, str_block_size(s.len()), site)
     }
 
     /// The kind of a live object.
@@ -789,7 +843,10 @@ impl<A: Allocator> Heap<A> {
         let Value::Ref(h) = v else {
             return msg(format!("incref needs an object, not {}", self.type_name(v)));
         };
-        self.retain(v)?;
+        self.check(h)?;
+        let hdr = self.objs.hdr_mut(h.slot);
+        hdr.rc = hdr.rc.checked_add(1).ok_or_else(refcount_overflow)?;
+        self.hooks.on_incref(h.id, hdr.rc);
         *self.manual.entry(h.id).or_insert(0) += 1;
         Ok(())
     }
@@ -802,7 +859,11 @@ impl<A: Allocator> Heap<A> {
             return msg(format!("decref needs an object, not {}", self.type_name(v)));
         };
         self.check(h)?;
-        self.objs.hdr_mut(h.slot).set_flag(F_TAINTED, true);
+        let hdr = self.objs.hdr_mut(h.slot);
+        hdr.set_flag(F_TAINTED, true);
+        // A live object's count is at least 1.
+        let count = hdr.rc - 1;
+        self.hooks.on_decref(h.id, count, site);
         *self.manual.entry(h.id).or_insert(0) -= 1;
         self.release(v, site)
     }

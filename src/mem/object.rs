@@ -137,6 +137,30 @@ struct StrBody {
     len: u64,
 }
 
+/// Bytes of a record's block with `n` slots.
+#[inline(always)]
+pub(crate) const fn record_block_size(n: u16) -> usize {
+    HDR + n as usize * VAL
+}
+
+/// Bytes of a list's block (its buffer is a block of its own).
+#[inline(always)]
+pub(crate) const fn list_block_size() -> usize {
+    HDR + std::mem::size_of::<ListBody>()
+}
+
+/// Bytes of a dict's block (its table is on the Rust heap).
+#[inline(always)]
+pub(crate) const fn dict_block_size() -> usize {
+    HDR + std::mem::size_of::<DictBody>()
+}
+
+/// Bytes of the block of a string of `len` bytes.
+#[inline(always)]
+pub(crate) const fn str_block_size(len: usize) -> usize {
+    HDR + std::mem::size_of::<StrBody>() + len
+}
+
 /// A dict key: an int or a string, compared by value. Keys are copies, not
 /// references: only dict values own counts (SPEC §1).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -516,7 +540,7 @@ impl<A: Allocator> Objects<A> {
     /// `new_object`).
     #[inline(always)]
     pub fn new_record(&mut self, n: u16, site: u32, gc_prev: u32) -> Result<Handle, AllocError> {
-        let size = HDR + n as usize * VAL;
+        let size = record_block_size(n);
         let (h, block) = self.new_object(ObjKind::Record, size, n, site, gc_prev)?;
         // SAFETY: the block has room for `n` values after the header, and
         // 16-byte alignment suits `Value` (align 8). All-zero bytes are
@@ -547,7 +571,7 @@ impl<A: Allocator> Objects<A> {
 
     /// A new empty list, refcount 1.
     pub fn new_list(&mut self, site: u32, gc_prev: u32) -> Result<Handle, AllocError> {
-        let (h, block) = self.new_object(ObjKind::List, HDR + std::mem::size_of::<ListBody>(), 0, site, gc_prev)?;
+        let (h, block) = self.new_object(ObjKind::List, list_block_size(), 0, site, gc_prev)?;
         // SAFETY: the block has room for the body after the header.
         unsafe {
             block.as_ptr().add(HDR).cast::<ListBody>().write(ListBody { len: 0, cap: 0, buf: std::ptr::null_mut() })
@@ -557,7 +581,7 @@ impl<A: Allocator> Objects<A> {
 
     /// A new empty dict, refcount 1.
     pub fn new_dict(&mut self, site: u32, gc_prev: u32) -> Result<Handle, AllocError> {
-        let (h, block) = self.new_object(ObjKind::Dict, HDR + std::mem::size_of::<DictBody>(), 0, site, gc_prev)?;
+        let (h, block) = self.new_object(ObjKind::Dict, dict_block_size(), 0, site, gc_prev)?;
         let map = Box::into_raw(Box::new(DictMap::new()));
         // SAFETY: the block has room for the body after the header.
         unsafe { block.as_ptr().add(HDR).cast::<DictBody>().write(DictBody { map, charged: 0 }) };
@@ -566,7 +590,7 @@ impl<A: Allocator> Objects<A> {
 
     /// A new string, refcount 1.
     pub fn new_str(&mut self, s: &str, site: u32) -> Result<Handle, AllocError> {
-        let size = HDR + std::mem::size_of::<StrBody>() + s.len();
+        let size = str_block_size(s.len());
         let (h, block) = self.new_object(ObjKind::Str, size, 0, site, NO_SLOT)?;
         // SAFETY: the block has room for the length and `s.len()` bytes.
         unsafe {

@@ -21,6 +21,7 @@ use crate::bytecode::isa::Instr;
 use crate::bytecode::verify::Program;
 use crate::mem::alloc::Allocator;
 use crate::mem::heap::{Fault, Heap, Site};
+use crate::mem::refcount::{NoHooks, RefcountHooks};
 use crate::mem::value::Value;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -78,10 +79,11 @@ pub enum Exit {
     Halted,
 }
 
-/// A virtual machine running one program over one heap.
-pub struct Vm<'p, A: Allocator> {
+/// A virtual machine running one program over one heap (whose hooks `H`
+/// are told of every object's creation and free; none by default).
+pub struct Vm<'p, A: Allocator, H: RefcountHooks = NoHooks> {
     prog: &'p Program,
-    heap: Heap<A>,
+    heap: Heap<A, H>,
     stack: Vec<Value>,
     /// Calls may push frames without a look at the depth limit or the
     /// frames' capacity while fewer than this many are on: the smaller of
@@ -129,9 +131,9 @@ struct Traced {
     returned: bool,
 }
 
-impl<'p, A: Allocator> Vm<'p, A> {
+impl<'p, A: Allocator, H: RefcountHooks> Vm<'p, A, H> {
     /// A VM ready to run `prog` from `main`.
-    pub fn new(prog: &'p Program, heap: Heap<A>, limits: Limits) -> Self {
+    pub fn new(prog: &'p Program, heap: Heap<A, H>, limits: Limits) -> Self {
         let mut n = 0u32;
         let fns = prog
             .funcs
@@ -192,15 +194,15 @@ impl<'p, A: Allocator> Vm<'p, A> {
         self.interrupted
     }
 
-    pub fn heap(&self) -> &Heap<A> {
+    pub fn heap(&self) -> &Heap<A, H> {
         &self.heap
     }
 
-    pub fn heap_mut(&mut self) -> &mut Heap<A> {
+    pub fn heap_mut(&mut self) -> &mut Heap<A, H> {
         &mut self.heap
     }
 
-    pub fn into_heap(self) -> Heap<A> {
+    pub fn into_heap(self) -> Heap<A, H> {
         self.heap
     }
 
@@ -1241,7 +1243,7 @@ impl<'p, A: Allocator> Vm<'p, A> {
 }
 
 #[cold]
-fn type_error<A: Allocator>(heap: &Heap<A>, op: &str, a: Value, b: Value) -> Fault {
+fn type_error<A: Allocator, H: RefcountHooks>(heap: &Heap<A, H>, op: &str, a: Value, b: Value) -> Fault {
     if let Value::Ref(h) = a {
         if let Err(f) = heap.check(h) {
             return f;
@@ -1258,7 +1260,7 @@ fn type_error<A: Allocator>(heap: &Heap<A>, op: &str, a: Value, b: Value) -> Fau
 
 /// The reference path of a register write, kept out of the dispatch loop.
 #[inline(never)]
-fn release_ref<A: Allocator>(heap: &mut Heap<A>, v: Value, site: Site) -> Result<(), Fault> {
+fn release_ref<A: Allocator, H: RefcountHooks>(heap: &mut Heap<A, H>, v: Value, site: Site) -> Result<(), Fault> {
     heap.release(v, site)
 }
 
@@ -1266,7 +1268,7 @@ fn release_ref<A: Allocator>(heap: &mut Heap<A>, v: Value, site: Site) -> Result
 /// the arguments before it again and pass the fault on.
 #[cold]
 #[inline(never)]
-fn unretain<A: Allocator>(heap: &mut Heap<A>, args: &[Value], fault: Fault) -> Fault {
+fn unretain<A: Allocator, H: RefcountHooks>(heap: &mut Heap<A, H>, args: &[Value], fault: Fault) -> Fault {
     for &v in args {
         heap.release_quiet(v);
     }
@@ -1274,7 +1276,7 @@ fn unretain<A: Allocator>(heap: &mut Heap<A>, args: &[Value], fault: Fault) -> F
 }
 
 #[inline(never)]
-fn retain_ref<A: Allocator>(heap: &mut Heap<A>, v: Value) -> Result<(), Fault> {
+fn retain_ref<A: Allocator, H: RefcountHooks>(heap: &mut Heap<A, H>, v: Value) -> Result<(), Fault> {
     heap.retain(v)
 }
 
@@ -1400,12 +1402,12 @@ pub(crate) fn fuse(code: &[Instr], prog: &Program) -> Vec<Instr> {
 /// `stack` values).
 #[cold]
 #[inline(never)]
-fn room_for_a_frame<A: Allocator>(
+fn room_for_a_frame<A: Allocator, H: RefcountHooks>(
     frames: &mut Vec<Frame>,
     depth_room: &mut usize,
     max_depth: usize,
     stack: usize,
-    heap: &mut Heap<A>,
+    heap: &mut Heap<A, H>,
 ) -> Result<(), Fault> {
     if frames.len() >= max_depth {
         return Err(Fault::Msg(format!("call depth exceeds {max_depth} (--max-depth): runaway recursion?")));
@@ -1424,11 +1426,11 @@ fn room_for_a_frame<A: Allocator>(
 /// of memory when it cannot grow.
 #[cold]
 #[inline(never)]
-fn grow_stack<A: Allocator>(
+fn grow_stack<A: Allocator, H: RefcountHooks>(
     stack: &mut Vec<Value>,
     need: usize,
     frames: usize,
-    heap: &mut Heap<A>,
+    heap: &mut Heap<A, H>,
 ) -> Result<(), Fault> {
     let doubled = need.max(stack.len().saturating_mul(2));
     let want = if charge_outside(heap, doubled, frames).is_ok() { doubled } else { need };
@@ -1440,7 +1442,11 @@ fn grow_stack<A: Allocator>(
 
 /// Charges a register stack of `values` and room for `frames` frames to
 /// `--max-heap`.
-fn charge_outside<A: Allocator>(heap: &mut Heap<A>, values: usize, frames: usize) -> Result<(), Fault> {
+fn charge_outside<A: Allocator, H: RefcountHooks>(
+    heap: &mut Heap<A, H>,
+    values: usize,
+    frames: usize,
+) -> Result<(), Fault> {
     let bytes = values
         .checked_mul(std::mem::size_of::<Value>())
         .and_then(|v| frames.checked_mul(std::mem::size_of::<Frame>()).and_then(|f| v.checked_add(f)))
