@@ -274,13 +274,14 @@ impl<A: Allocator> Heap<A> {
     /// `Objects` in generation 0 already, their prev link set to
     /// generation 0's tail, so only the list's side needs linking; a
     /// collection in between changes the tail, and then the object's
-    /// links are set again.
+    /// links are set again. `site` is the allocating instruction: a
+    /// collection run here frees its garbage there.
     #[inline(always)]
-    pub(crate) fn gc_track_new(&mut self, slot: u32) -> Result<(), Fault> {
+    pub(crate) fn gc_track_new(&mut self, slot: u32, site: Site) -> Result<(), Fault> {
         let c = &mut self.gc.counters;
         c.counts[0] += 1;
         if c.counts[0] > self.gc.trigger {
-            self.consult_policy();
+            self.consult_policy(site);
             self.list_append(0, slot);
             // The error of a collection that ran here (see `collect`).
             return self.take_gc_fault();
@@ -293,9 +294,9 @@ impl<A: Allocator> Heap<A> {
     /// Count 0 passed threshold 0: ask the policy whether to collect.
     #[cold]
     #[inline(never)]
-    fn consult_policy(&mut self) {
+    fn consult_policy(&mut self, site: Site) {
         if let Some(g) = self.gc.policy.on_alloc(&self.gc.counters) {
-            self.collect(g.min(2), self.site);
+            self.collect(g.min(2), site);
         }
     }
 

@@ -136,7 +136,7 @@ pub struct Heap<A: Allocator> {
     manual: HashMap<u32, i64>,
     pub(crate) stats: ObjectStats,
     pub(crate) gc: GcState,
-    /// Site of the instruction being executed when a collection runs.
+    /// Site given to the frees of teardown and unwinding (`release_quiet`).
     pub(crate) site: Site,
     /// Collector scratch lists, reused across collections.
     pub(crate) gc_kids: Vec<u32>,
@@ -356,7 +356,7 @@ impl<A: Allocator> Heap<A> {
     }
 
     #[inline(always)]
-    fn created(&mut self, h: Handle, kind: ObjKind) -> Result<Value, Fault> {
+    fn created(&mut self, h: Handle, kind: ObjKind, site: Site) -> Result<Value, Fault> {
         self.stats.allocated += 1;
         let c = &mut self.stats.by_type;
         match kind {
@@ -370,8 +370,8 @@ impl<A: Allocator> Heap<A> {
             self.stats.peak_alive = live;
         }
         if kind.is_container() {
-            if let Err(f) = self.gc_track_new(h.slot) {
-                return Err(self.unmade(h, f));
+            if let Err(f) = self.gc_track_new(h.slot, site) {
+                return Err(self.unmade(h, f, site));
             }
         }
         Ok(Value::Ref(h))
@@ -381,8 +381,8 @@ impl<A: Allocator> Heap<A> {
     /// the object is given back (freed) and the error goes on.
     #[cold]
     #[inline(never)]
-    fn unmade(&mut self, h: Handle, f: Fault) -> Fault {
-        let _ = self.release(Value::Ref(h), self.site);
+    fn unmade(&mut self, h: Handle, f: Fault, site: Site) -> Fault {
+        let _ = self.release(Value::Ref(h), site);
         f
     }
 
@@ -390,25 +390,25 @@ impl<A: Allocator> Heap<A> {
     #[inline(never)]
     pub fn new_record(&mut self, n: u16, site: Site) -> Result<Value, Fault> {
         let h = self.objs.new_record(n, site, self.gc_young_tail())?;
-        self.created(h, ObjKind::Record)
+        self.created(h, ObjKind::Record, site)
     }
 
     #[inline(never)]
     pub fn new_list(&mut self, site: Site) -> Result<Value, Fault> {
         let h = self.objs.new_list(site, self.gc_young_tail())?;
-        self.created(h, ObjKind::List)
+        self.created(h, ObjKind::List, site)
     }
 
     #[inline(never)]
     pub fn new_dict(&mut self, site: Site) -> Result<Value, Fault> {
         let h = self.objs.new_dict(site, self.gc_young_tail())?;
-        self.created(h, ObjKind::Dict)
+        self.created(h, ObjKind::Dict, site)
     }
 
     #[inline(never)]
     pub fn new_str(&mut self, s: &str, site: Site) -> Result<Value, Fault> {
         let h = self.objs.new_str(s, site)?;
-        self.created(h, ObjKind::Str)
+        self.created(h, ObjKind::Str, site)
     }
 
     /// The kind of a live object.

@@ -1880,6 +1880,24 @@ mod tests {
         }
     }
 
+    /// A collection that an allocation triggers frees its garbage at that
+    /// instruction: a dangling reference to a member (`decref` made it
+    /// look unreachable while an old list still held it) names it as the
+    /// free site when it is used.
+    #[test]
+    fn an_automatic_collection_frees_at_the_allocating_instruction() {
+        let text = "list r0\ngc r9, 0\nnew r1, 1\nnew r2, 1\nstore r1, 0, r2\nstore r2, 0, r1\npush r0, r2\n\
+                    decref r2\ndel r1\ndel r2\ngcthreshold 1, 10, 10\nlist r4\ndel r0\nprint r4";
+        let loaded = crate::load("t.asm", text.as_bytes()).unwrap();
+        let mut vm = spin_vm(&loaded.program, None);
+        let err = vm.run(&mut Vec::new()).unwrap_err();
+        assert_eq!(err.message, "use of freed object #3");
+        assert_eq!(err.frames[0].pos.line, 13);
+        assert_eq!(err.notes[0], "object #3 was freed at t.asm:12:1 (in `main`)");
+        assert_eq!(vm.heap().objects().live(), 0);
+        crate::fuzzing::check_execute(text, true).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    }
+
     /// The register stack and the frames count against `--max-heap`: deep
     /// recursion under a generous depth limit ends with a located out of
     /// memory error once they would pass it (1 MiB: about 250 frames of
