@@ -204,6 +204,18 @@ impl<A: Allocator> Heap<A> {
         }
     }
 
+    /// Whether object `id` was freed while something still referred to it
+    /// (its free site is remembered).
+    pub(crate) fn in_graveyard(&self, id: u32) -> bool {
+        self.graveyard.contains_key(&id)
+    }
+
+    /// Whether no object was freed while something still referred to it:
+    /// then no reference dangles.
+    pub(crate) fn graveyard_is_empty(&self) -> bool {
+        self.graveyard.is_empty()
+    }
+
     #[cold]
     pub(crate) fn freed(&self, h: Handle) -> Fault {
         Fault::Freed { id: h.id, site: self.graveyard.get(&h.id).copied() }
@@ -289,7 +301,7 @@ impl<A: Allocator> Heap<A> {
     /// [`Heap::drain_children`]).
     #[inline(never)]
     fn free_children(&mut self, site: Site) -> Option<Handle> {
-        self.drain_children(site)
+        self.drain_children::<false>(site)
     }
 
     /// Releases the references freed objects held. A record's wait in
@@ -298,14 +310,21 @@ impl<A: Allocator> Heap<A> {
     /// unreachable set (`F_UNREACH`) are skipped: the collector frees them
     /// itself, without their counts. Returns the first dangling reference
     /// met, if any (the rest are still released). Inlined into the
-    /// collector's freeing loop, which runs it once per member.
+    /// collector's freeing loop, which runs it once per member; there a
+    /// reference to a freed object may be to a member freed before, and
+    /// with `GC` each goes to the collector to judge (`gc_released_freed`)
+    /// and none is returned.
     #[inline(always)]
-    pub(crate) fn drain_children(&mut self, site: Site) -> Option<Handle> {
+    pub(crate) fn drain_children<const GC: bool>(&mut self, site: Site) -> Option<Handle> {
         let mut dangling = None;
         while let Some(v) = self.work.pop().or_else(|| self.objs.take_child()) {
             let Value::Ref(h) = v else { continue };
             if !self.objs.is_live(h) {
-                dangling.get_or_insert(h);
+                if GC {
+                    self.gc_released_freed(h);
+                } else {
+                    dangling.get_or_insert(h);
+                }
                 continue;
             }
             let hdr = self.objs.hdr_mut(h.slot);
@@ -349,7 +368,7 @@ impl<A: Allocator> Heap<A> {
     /// loop adds nothing).
     #[cold]
     #[inline(never)]
-    fn note_tainted_freed(&mut self, id: u32, site: Site) {
+    pub(crate) fn note_tainted_freed(&mut self, id: u32, site: Site) {
         if self.manual.remove(&id).is_some_and(|n| n < 0) {
             self.graveyard.insert(id, site);
         }
@@ -803,6 +822,7 @@ impl<A: Allocator> Heap<A> {
         };
         self.check(h)?;
         self.objs.hdr_mut(h.slot).set_flag(F_TAINTED, true);
+        self.gc.may_dangle = true;
         *self.manual.entry(h.id).or_insert(0) -= 1;
         self.release(v, site)
     }
