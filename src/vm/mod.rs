@@ -297,7 +297,18 @@ impl<'p, A: Allocator> Vm<'p, A> {
                 format!("use of freed object #{id}")
             }
             Fault::OutOfMemory => {
-                notes.push(format!("{} bytes in use", self.heap.bytes_in_use()));
+                // What is charged to --max-heap: objects, and the register
+                // stack and frames (or what they asked for, if that failed).
+                let objects = self.heap.bytes_in_use();
+                let (limit, stack) = self.heap.objects().limit_and_outside();
+                notes.push(match self.heap.objects().refused_outside() {
+                    Some(need) => format!(
+                        "the VM stack needs {need} bytes and objects use {objects}, limit {limit} \
+                         (a call needs room for {WINDOW} registers, {} bytes)",
+                        WINDOW * std::mem::size_of::<Value>()
+                    ),
+                    None => format!("{objects} bytes of objects and {stack} bytes of VM stack in use, limit {limit}"),
+                });
                 "out of memory (--max-heap)".to_string()
             }
             Fault::IdsExhausted => "object ids exhausted (2^32 - 1 allocations)".to_string(),
@@ -1968,6 +1979,10 @@ mod tests {
             let mut vm = Vm::new(&loaded.program, heap, Limits { max_steps: None, max_depth: usize::MAX });
             let err = vm.run(&mut Vec::new()).unwrap_err();
             assert_eq!(err.message, "out of memory (--max-heap)", "{text}");
+            // The stack could not grow: the note says so, not "0 bytes".
+            let note = &err.notes[0];
+            assert!(note.starts_with("the VM stack needs "), "{note}");
+            assert!(note.ends_with(", limit 1048576 (a call needs room for 256 registers, 4096 bytes)"), "{note}");
             assert!(err.depth > 10 && err.depth < most, "{} frames: {text}", err.depth);
             assert_eq!(err.frames.len(), 20);
             assert_eq!(err.frames[0].pos.line, line, "{text}");
