@@ -363,6 +363,21 @@ fn out_of_memory_says_what_is_charged() {
     assert!(stack > 4096 && objects > 32 * 1024 && objects + stack <= 65536, "{n}");
 }
 
+/// With `--gc-log`, the leak check's own collection is logged before the
+/// leak report, as it happens.
+#[test]
+fn the_gc_log_comes_before_the_leak_report() {
+    let leak = tmp("leak-gc-log.asm", b"new r1, 1\nincref r1\nlist r2\npush r2, r2\ndel r2\ngc r3\nprint r3\n");
+    let r = rcvm(&["run", "--check-leaks", "--gc-log", &leak]);
+    assert_eq!((r.code, r.stdout.as_str()), (3, "1\n"), "{}", r.stderr);
+    let lines: Vec<&str> = r.stderr.lines().collect();
+    let logged: Vec<usize> = (0..lines.len()).filter(|&i| lines[i].starts_with("gc: generation 2:")).collect();
+    let report =
+        lines.iter().position(|l| l.starts_with("error: 1 object leaked")).unwrap_or_else(|| panic!("{}", r.stderr));
+    assert_eq!(logged.len(), 2, "the program's collection and the leak check's: {}", r.stderr);
+    assert!(logged[1] < report, "{}", r.stderr);
+}
+
 #[test]
 fn leaks_exit_3_and_name_the_allocation_site() {
     let leak = tmp("leak.asm", b"new r0, 1\nincref r0\nlist r1\nstore r0, 0, r1\n");
