@@ -519,6 +519,9 @@ fn run<A: Allocator>(prog: &Program, src: Option<&str>, args: &RunArgs, mut heap
     }
     if args.check_leaks && result.is_ok() && !output_lost {
         let report = rcvm::stats::leak_report(&mut vm);
+        // The leak check's collection logs its line (`--gc-log`) into the
+        // buffer: out before the report.
+        let _ = diag.clone().flush();
         if !report.is_empty() {
             eprint_block(&report);
             code = ExitCode::from(3);

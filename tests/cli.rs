@@ -255,7 +255,7 @@ fn max_heap_accepts_exactly_the_documented_forms() {
         let r = rcvm(&["run", "--max-heap", limit, &hog]);
         assert_eq!(r.code, 1, "{limit}: {}", r.stderr);
         assert!(r.stderr.contains("out of memory"), "{limit}: {}", r.stderr);
-        r.stderr.lines().find(|l| l.contains("bytes in use")).unwrap_or_default().to_string()
+        r.stderr.lines().find(|l| l.contains("bytes of objects")).unwrap_or_default().to_string()
     };
     for same in [
         &["1048576", "1_048_576", "1M", "1m", "1MiB", "1mib", "1MB", "1mb", "1024K", "1024kib", "1_024KB"][..],
@@ -329,6 +329,53 @@ fn limits_end_the_run_with_a_runtime_error() {
     let r = rcvm(&["run", "--max-heap", "1M", &hog]);
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("out of memory"), "{}", r.stderr);
+}
+
+/// The out-of-memory note says what is charged to `--max-heap`: the
+/// objects' bytes and the VM stack's (registers and frames); when the
+/// stack is what could not grow, what it needed and what a call takes.
+#[test]
+fn out_of_memory_says_what_is_charged() {
+    let note = |r: &common::Run| r.stderr.lines().find(|l| l.contains("= note:")).unwrap_or_default().to_string();
+    // A call needs a window of 256 registers: 4K is not enough for one.
+    let call = tmp("oom-call.asm", b"call r0, f\nprint r0\n.func f\nli r0, 1\nret r0\n.end\n");
+    let r = rcvm(&["run", "--max-heap", "4K", &call]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("out of memory (--max-heap)"), "{}", r.stderr);
+    assert_eq!(
+        note(&r),
+        "  = note: the VM stack needs 4176 bytes and objects use 0, limit 4096 \
+         (a call needs room for 256 registers, 4096 bytes)"
+    );
+    assert_eq!(rcvm(&["run", "--max-heap", "16K", &call]).stdout, "1\n");
+    // Objects fill the heap inside a call: both parts are named, and they
+    // add up to no more than the limit.
+    let hog = tmp("oom-hog-in-call.asm", b"call r0, f\n.func f\nlist r0\ntop: new r1, 8\npush r0, r1\njmp top\n.end\n");
+    let r = rcvm(&["run", "--max-heap", "64K", &hog]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let n = note(&r);
+    let parse = |s: &str| s.parse::<usize>().unwrap_or_else(|_| panic!("{n}"));
+    let rest = n.strip_prefix("  = note: ").unwrap_or_else(|| panic!("{n}"));
+    let (objects, rest) = rest.split_once(" bytes of objects and ").unwrap_or_else(|| panic!("{n}"));
+    let (stack, limit) = rest.split_once(" bytes of VM stack in use, limit ").unwrap_or_else(|| panic!("{n}"));
+    let (objects, stack) = (parse(objects), parse(stack));
+    assert_eq!(limit, "65536");
+    assert!(stack > 4096 && objects > 32 * 1024 && objects + stack <= 65536, "{n}");
+}
+
+/// With `--gc-log`, the leak check's own collection is logged before the
+/// leak report, as it happens.
+#[test]
+fn the_gc_log_comes_before_the_leak_report() {
+    let leak = tmp("leak-gc-log.asm", b"new r1, 1\nincref r1\nlist r2\npush r2, r2\ndel r2\ngc r3\nprint r3\n");
+    let r = rcvm(&["run", "--check-leaks", "--gc-log", &leak]);
+    assert_eq!((r.code, r.stdout.as_str()), (3, "1\n"), "{}", r.stderr);
+    let lines: Vec<&str> = r.stderr.lines().collect();
+    let logged: Vec<usize> = (0..lines.len()).filter(|&i| lines[i].starts_with("gc: generation 2:")).collect();
+    let report =
+        lines.iter().position(|l| l.starts_with("error: 1 object leaked")).unwrap_or_else(|| panic!("{}", r.stderr));
+    assert_eq!(logged.len(), 2, "the program's collection and the leak check's: {}", r.stderr);
+    assert!(logged[1] < report, "{}", r.stderr);
 }
 
 #[test]

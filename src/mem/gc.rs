@@ -22,8 +22,10 @@
 
 use super::alloc::Allocator;
 use super::heap::{Fault, Heap, Site};
-use super::object::{Header, F_DANGLING, F_MARK, F_TAINTED, F_UNREACH, NO_SLOT, UNTRACKED};
+use super::object::{Header, ObjKind, F_DANGLING, F_MARK, F_TAINTED, F_UNREACH, NO_SLOT, UNTRACKED};
 use super::refcount::RefcountHooks;
+use super::value::Handle;
+use std::collections::HashSet;
 use std::time::Instant;
 
 /// Index of the unreachable list in [`GcState::lists`].
@@ -152,10 +154,21 @@ pub struct GcState {
     reversed: [bool; 3],
     /// When set, each collection is reported here as it ends (`--gc-log`).
     pub(crate) log: Option<GcLogSink>,
-    /// The error the last collection met: an unreachable object held a
-    /// reference to an object freed before the collection (released when
-    /// the garbage was freed, like any release of a dangling reference).
+    /// The error the last collection met: freeing the garbage released a
+    /// reference to an object that was freed already (before the
+    /// collection, or by an earlier release of the same collection), like
+    /// any release of a dangling reference.
     fault: Option<Fault>,
+    /// Ids of the running collection's members freed with an entry in
+    /// the graveyard (tainted ones that something still referred to): a
+    /// reference to one met while freeing the garbage is one between
+    /// members, not an error (see `gc_released_freed`).
+    freed_members: HashSet<u32>,
+    /// `decref` has been used, so references may dangle: collections check
+    /// what freeing their garbage releases (see `free_garbage`).
+    pub(crate) may_dangle: bool,
+    /// `check_member_refs`'s list, reused.
+    scratch: Vec<Handle>,
 }
 
 impl GcState {
@@ -187,6 +200,9 @@ impl Default for GcState {
             reversed: [false; 3],
             log: None,
             fault: None,
+            freed_members: HashSet::new(),
+            may_dangle: false,
+            scratch: Vec::new(),
         };
         // Derived from the settings above, never written on its own.
         s.refresh_trigger();
@@ -275,13 +291,14 @@ impl<A: Allocator, H: RefcountHooks> Heap<A, H> {
     /// `Objects` in generation 0 already, their prev link set to
     /// generation 0's tail, so only the list's side needs linking; a
     /// collection in between changes the tail, and then the object's
-    /// links are set again.
+    /// links are set again. `site` is the allocating instruction: a
+    /// collection run here frees its garbage there.
     #[inline(always)]
-    pub(crate) fn gc_track_new(&mut self, slot: u32) -> Result<(), Fault> {
+    pub(crate) fn gc_track_new(&mut self, slot: u32, site: Site) -> Result<(), Fault> {
         let c = &mut self.gc.counters;
         c.counts[0] += 1;
         if c.counts[0] > self.gc.trigger {
-            self.consult_policy();
+            self.consult_policy(site);
             self.list_append(0, slot);
             // The error of a collection that ran here (see `collect`).
             return self.take_gc_fault();
@@ -294,9 +311,9 @@ impl<A: Allocator, H: RefcountHooks> Heap<A, H> {
     /// Count 0 passed threshold 0: ask the policy whether to collect.
     #[cold]
     #[inline(never)]
-    fn consult_policy(&mut self) {
+    fn consult_policy(&mut self, site: Site) {
         if let Some(g) = self.gc.policy.on_alloc(&self.gc.counters) {
-            self.collect(g.min(2), self.site);
+            self.collect(g.min(2), site);
         }
     }
 
@@ -401,7 +418,11 @@ impl<A: Allocator, H: RefcountHooks> Heap<A, H> {
         }
         let n = self.gc.lists[UNREACH].len;
         let freed_before = self.stats.freed_by_refcount;
-        self.free_garbage(site);
+        if self.gc.may_dangle {
+            self.free_garbage::<true>(site);
+        } else {
+            self.free_garbage::<false>(site);
+        }
         let by_gc = self.stats.freed_by_refcount - freed_before;
         self.stats.freed_by_refcount = freed_before;
         self.stats.freed_by_gc += by_gc;
@@ -674,10 +695,16 @@ impl<A: Allocator, H: RefcountHooks> Heap<A, H> {
     /// and an outside holder that survives keeps a dangling reference,
     /// reported with the member's free site when it is used.
     ///
+    /// With `CHECK` (once `decref` has been used: see
+    /// [`GcState::may_dangle`]), every reference to a freed object that
+    /// freeing the garbage releases is judged (`gc_released_freed`): one
+    /// to a member freed before is fine, one to anything else is the
+    /// collection's error. Without, none can be to anything but a member.
+    ///
     /// Out of line: inlined, it costs the walks above a register
     /// (4 instructions per object in a full collection).
     #[inline(never)]
-    fn free_garbage(&mut self, site: Site) {
+    fn free_garbage<const CHECK: bool>(&mut self, site: Site) {
         debug_assert!(self.work.is_empty() && !self.objs.has_pending());
         // Only this loop frees members, in list order, so the list is
         // taken whole and walked by its next links: no member needs
@@ -685,17 +712,77 @@ impl<A: Allocator, H: RefcountHooks> Heap<A, H> {
         // cascade tells them apart).
         let mut s = self.gc.lists[UNREACH].head;
         self.gc.lists[UNREACH] = List::default();
+        if CHECK {
+            self.gc.freed_members.clear();
+        }
         while s != NO_SLOT {
+            if CHECK {
+                self.check_member_refs(s);
+            }
             let (id, hdr) = self.objs.free_member(s, &mut self.work);
             let c = &mut self.gc.counters.counts[0];
             *c = c.saturating_sub(1);
-            self.note_freed(id, hdr.flag(F_TAINTED), site);
+            if CHECK {
+                // `note_freed`, the member's graveyard entry noted too.
+                self.note_freed(id, false, site);
+                if hdr.flag(F_TAINTED) {
+                    self.note_tainted_member_freed(id, site);
+                }
+            } else {
+                self.note_freed(id, hdr.flag(F_TAINTED), site);
+            }
             self.note_collected(id, hdr.kind(), site);
             s = hdr.gc_next;
-            // Dangling references met here are to members freed before,
-            // or to objects freed before the collection: those were
-            // reported before this loop (`note_dangling_garbage`).
-            let _ = self.drain_children(site);
+            let _ = self.drain_children::<CHECK>(site);
+        }
+    }
+
+    /// Before member `slot` of the garbage is freed: a record's
+    /// references to freed objects, which `free_member` drops, go to
+    /// `gc_released_freed` (a list's or dict's reach it from
+    /// `drain_children`). None can dangle while the graveyard is empty.
+    fn check_member_refs(&mut self, slot: u32) {
+        if self.gc.fault.is_some() || self.graveyard_is_empty() || self.objs.hdr(slot).kind() != ObjKind::Record {
+            return;
+        }
+        let mut dead = std::mem::take(&mut self.gc.scratch);
+        self.objs.for_each_ref(slot, |h| dead.push(h));
+        for &h in &dead {
+            if !self.objs.is_live(h) {
+                self.gc_released_freed(h);
+            }
+        }
+        dead.clear();
+        self.gc.scratch = dead;
+    }
+
+    /// A tainted member `id` of the garbage was freed (see
+    /// `note_tainted_freed`): if the graveyard took it (something still
+    /// referred to it), references to it met later in `free_garbage` are
+    /// between members.
+    #[cold]
+    #[inline(never)]
+    fn note_tainted_member_freed(&mut self, id: u32, site: Site) {
+        self.note_tainted_freed(id, site);
+        if self.in_graveyard(id) {
+            self.gc.freed_members.insert(id);
+        }
+    }
+
+    /// Freeing the garbage released `h`, a reference to a freed object
+    /// (see `free_garbage`). A member freed before is fine (references
+    /// between members are not errors); anything else is the release of a
+    /// dangling reference, the collection's error (the first one met),
+    /// whether it was freed before the collection or by an earlier release
+    /// of this one (an object outside the garbage whose count `decref`
+    /// lowered to the two members that hold it: the first one's release
+    /// freed it). Every object something still refers to after its free
+    /// is in the graveyard; a member that is not was held by members only.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn gc_released_freed(&mut self, h: Handle) {
+        if self.gc.fault.is_none() && self.in_graveyard(h.id) && !self.gc.freed_members.contains(&h.id) {
+            self.gc.fault = Some(self.freed(h));
         }
     }
 
@@ -1062,29 +1149,159 @@ mod tests {
         h.verify([]).unwrap();
     }
 
+    /// A new container of kind `k` (0 record of 2 slots, 1 list, 2 dict)
+    /// or, for 3, a string.
+    fn new_obj(h: &mut Heap<PoolAllocator>, k: u8) -> Value {
+        match k {
+            0 => h.new_record(2, 0),
+            1 => h.new_list(0),
+            2 => h.new_dict(0),
+            _ => h.new_str("x", 0),
+        }
+        .unwrap()
+    }
+
+    /// Makes container `from` refer to `to` (in its slot or key `i`).
+    fn refer(h: &mut Heap<PoolAllocator>, from: Value, i: i64, to: Value) {
+        let Value::Ref(fh) = from else { unreachable!() };
+        if h.kind(fh).unwrap() == ObjKind::List {
+            h.push(from, to).unwrap();
+        } else {
+            h.store(from, Value::Int(i), to, 0).unwrap();
+        }
+    }
+
+    fn id(v: Value) -> u32 {
+        let Value::Ref(h) = v else { unreachable!() };
+        h.id
+    }
+
     #[test]
     fn garbage_whose_member_is_still_held_outside_leaves_a_caught_dangling_reference() {
         // `decref` made b look unreachable although the old list x, held
         // by a register, refers to it: b is freed with the garbage, and the
-        // dangling reference in x is reported when x lets go of it.
-        let mut h = heap();
-        let x = h.new_list(0).unwrap();
-        assert_eq!(h.collect(2, 0), 0);
-        let a = h.new_record(1, 0).unwrap();
-        let b = h.new_record(1, 0).unwrap();
-        h.store(a, Value::Int(0), b, 0).unwrap();
-        h.store(b, Value::Int(0), a, 0).unwrap();
-        h.push(x, b).unwrap();
-        h.release(a, 0).unwrap();
-        h.release(b, 0).unwrap();
-        h.decref(b, 0).unwrap(); // b's count: 1, held by a and x
-        assert_eq!(h.collect(0, 0), 2);
-        let Value::Ref(bh) = b else { unreachable!() };
-        match h.release(x, 7) {
-            Err(Fault::Freed { id, .. }) => assert_eq!(id, bh.id),
-            other => panic!("expected the dangling reference to be reported, got {other:?}"),
+        // dangling reference in x is reported when x lets go of it. The
+        // collection itself is no error, in whichever order a and b are
+        // freed: a reference from a member to a member freed before it is
+        // not a use (that b is in the graveyard does not change it).
+        for (kind, reversed) in [(0, false), (0, true), (1, false), (1, true)] {
+            let mut h = heap();
+            let x = h.new_list(0).unwrap();
+            assert_eq!(h.collect(2, 0), 0);
+            let a = new_obj(&mut h, kind);
+            let b = new_obj(&mut h, kind);
+            refer(&mut h, a, 0, b);
+            refer(&mut h, b, 0, a);
+            h.push(x, b).unwrap();
+            h.release(a, 0).unwrap();
+            h.release(b, 0).unwrap();
+            h.decref(b, 0).unwrap(); // b's count: 1, held by a and x
+            h.gc_set_direction(0, reversed);
+            assert_eq!(h.collect_checked(0, 0), Ok(2), "kind {kind}, reversed {reversed}");
+            match h.release(x, 7) {
+                Err(Fault::Freed { id: freed, .. }) => assert_eq!(freed, id(b)),
+                other => panic!("expected the dangling reference to be reported, got {other:?}"),
+            }
+            assert_eq!(h.object_stats().alive, 0);
+            h.verify([]).unwrap();
         }
-        assert_eq!(h.object_stats().alive, 0);
+    }
+
+    #[test]
+    fn an_outside_object_freed_by_one_member_and_released_by_another_is_an_error() {
+        // x, outside the collected set (older, or a string: untracked), has
+        // its count lowered by `decref` to the two members that hold it:
+        // freeing the first member frees x, and the second releases a
+        // reference to a freed object. That is the collection's error,
+        // with x's free site (the collection's); all the garbage is freed.
+        for x_kind in 0..4 {
+            for kind in 0..3 {
+                for reversed in [false, true] {
+                    let what = format!("x kind {x_kind}, holders kind {kind}, reversed {reversed}");
+                    let mut h = heap();
+                    let x = new_obj(&mut h, x_kind);
+                    assert_eq!(h.collect(2, 0), 0);
+                    let a = new_obj(&mut h, kind);
+                    let b = new_obj(&mut h, kind);
+                    refer(&mut h, a, 0, b);
+                    refer(&mut h, b, 0, a);
+                    refer(&mut h, a, 1, x);
+                    refer(&mut h, b, 1, x);
+                    h.decref(x, 1).unwrap();
+                    h.release(x, 2).unwrap(); // x's count: 1, held by a and b
+                    h.release(a, 0).unwrap();
+                    h.release(b, 0).unwrap();
+                    h.gc_set_direction(0, reversed);
+                    assert_eq!(h.collect_checked(0, 9), Err(Fault::Freed { id: id(x), site: Some(9) }), "{what}");
+                    assert_eq!(h.object_stats().alive, 0, "{what}");
+                    h.verify([]).unwrap_or_else(|e| panic!("{what}: {e}"));
+                    assert_eq!(h.collect_checked(2, 10), Ok(0), "{what}: the next collection has no error");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_freed_object_released_by_a_cascade_out_of_the_garbage_is_an_error() {
+        // Member a holds y, an old list only a keeps, which holds x. x is
+        // freed before the collection (`decref`), or during it: a holds x
+        // too, and x's count was lowered to the two holders. Freeing a
+        // frees y, whose reference to x is released after x was freed: the
+        // error it would be if a were freed by refcounting.
+        for during in [false, true] {
+            for reversed in [false, true] {
+                let what = format!("during {during}, reversed {reversed}");
+                let mut h = heap();
+                let x = h.new_list(0).unwrap();
+                let y = h.new_list(0).unwrap();
+                h.push(y, x).unwrap();
+                assert_eq!(h.collect(2, 0), 0);
+                let a = h.new_record(3, 0).unwrap();
+                let b = h.new_record(1, 0).unwrap();
+                h.store(a, Value::Int(0), b, 0).unwrap();
+                h.store(b, Value::Int(0), a, 0).unwrap();
+                h.store(a, Value::Int(1), y, 0).unwrap();
+                h.release(y, 0).unwrap();
+                if during {
+                    // Released (first) after y: y's release of x comes last.
+                    h.store(a, Value::Int(2), x, 0).unwrap();
+                }
+                h.decref(x, 1).unwrap();
+                h.release(x, 2).unwrap(); // before: freed now; during: count 1
+                h.release(a, 0).unwrap();
+                h.release(b, 0).unwrap();
+                h.gc_set_direction(0, reversed);
+                let site = if during { 9 } else { 2 };
+                assert_eq!(h.collect_checked(0, 9), Err(Fault::Freed { id: id(x), site: Some(site) }), "{what}");
+                assert_eq!(h.object_stats().alive, 0, "{what}");
+                h.verify([]).unwrap_or_else(|e| panic!("{what}: {e}"));
+            }
+        }
+    }
+
+    #[test]
+    fn once_decref_is_used_cycles_are_still_freed_without_error() {
+        // `decref` anywhere turns on the checks of what freeing garbage
+        // releases; references between members freed one after the other
+        // stay no error, whatever their kinds and order.
+        let mut h = heap();
+        let s = h.new_str("balanced", 0).unwrap();
+        h.incref(s).unwrap();
+        h.decref(s, 0).unwrap();
+        for reversed in [false, true] {
+            let ring: Vec<Value> = (0..9).map(|i| new_obj(&mut h, i % 3)).collect();
+            for (i, &o) in ring.iter().enumerate() {
+                refer(&mut h, o, 0, ring[(i + 1) % ring.len()]);
+                refer(&mut h, o, 1, ring[(i + 4) % ring.len()]);
+            }
+            for o in ring {
+                h.release(o, 0).unwrap();
+            }
+            h.gc_set_direction(0, reversed);
+            assert_eq!(h.collect_checked(0, 0), Ok(9), "reversed {reversed}");
+        }
+        h.verify([s]).unwrap();
+        h.release(s, 0).unwrap();
         h.verify([]).unwrap();
     }
 

@@ -144,7 +144,7 @@ pub struct Heap<A: Allocator, H: RefcountHooks = NoHooks> {
     manual: HashMap<u32, i64>,
     pub(crate) stats: ObjectStats,
     pub(crate) gc: GcState,
-    /// Site of the instruction being executed when a collection runs.
+    /// Site given to the frees of teardown and unwinding (`release_quiet`).
     pub(crate) site: Site,
     /// Collector scratch lists, reused across collections.
     pub(crate) gc_kids: Vec<u32>,
@@ -239,6 +239,18 @@ impl<A: Allocator, H: RefcountHooks> Heap<A, H> {
         }
     }
 
+    /// Whether object `id` was freed while something still referred to it
+    /// (its free site is remembered).
+    pub(crate) fn in_graveyard(&self, id: u32) -> bool {
+        self.graveyard.contains_key(&id)
+    }
+
+    /// Whether no object was freed while something still referred to it:
+    /// then no reference dangles.
+    pub(crate) fn graveyard_is_empty(&self) -> bool {
+        self.graveyard.is_empty()
+    }
+
     #[cold]
     pub(crate) fn freed(&self, h: Handle) -> Fault {
         Fault::Freed { id: h.id, site: self.graveyard.get(&h.id).copied() }
@@ -324,15 +336,15 @@ impl<A: Allocator, H: RefcountHooks> Heap<A, H> {
     /// [`Heap::drain`]).
     #[inline(never)]
     fn free_children(&mut self, site: Site) -> Option<Handle> {
-        self.drain(site, FreeCause::Refcount)
+        self.drain::<false>(site, FreeCause::Refcount)
     }
 
     /// [`Heap::drain`] for the collector's freeing loop, which runs it once
     /// per member of the garbage: what it frees, only the garbage held
     /// ([`FreeCause::HeldByGarbage`]).
     #[inline(always)]
-    pub(crate) fn drain_children(&mut self, site: Site) -> Option<Handle> {
-        self.drain(site, FreeCause::HeldByGarbage)
+    pub(crate) fn drain_children<const GC: bool>(&mut self, site: Site) -> Option<Handle> {
+        self.drain::<GC>(site, FreeCause::HeldByGarbage)
     }
 
     /// Releases the references freed objects held. A record's wait in
@@ -342,14 +354,21 @@ impl<A: Allocator, H: RefcountHooks> Heap<A, H> {
     /// itself, without their counts. Returns the first dangling reference
     /// met, if any (the rest are still released). `cause` is what the
     /// hooks are told of the objects it frees (a constant wherever this is
-    /// inlined).
+    /// inlined). Inlined into the collector's freeing loop, which runs it
+    /// once per member; there a reference to a freed object may be to a
+    /// member freed before, and with `GC` each goes to the collector to
+    /// judge (`gc_released_freed`) and none is returned.
     #[inline(always)]
-    fn drain(&mut self, site: Site, cause: FreeCause) -> Option<Handle> {
+    fn drain<const GC: bool>(&mut self, site: Site, cause: FreeCause) -> Option<Handle> {
         let mut dangling = None;
         while let Some(v) = self.work.pop().or_else(|| self.objs.take_child()) {
             let Value::Ref(h) = v else { continue };
             if !self.objs.is_live(h) {
-                dangling.get_or_insert(h);
+                if GC {
+                    self.gc_released_freed(h);
+                } else {
+                    dangling.get_or_insert(h);
+                }
                 continue;
             }
             let hdr = self.objs.hdr_mut(h.slot);
@@ -401,7 +420,7 @@ impl<A: Allocator, H: RefcountHooks> Heap<A, H> {
     /// loop adds nothing).
     #[cold]
     #[inline(never)]
-    fn note_tainted_freed(&mut self, id: u32, site: Site) {
+    pub(crate) fn note_tainted_freed(&mut self, id: u32, site: Site) {
         if self.manual.remove(&id).is_some_and(|n| n < 0) {
             self.graveyard.insert(id, site);
         }
@@ -424,8 +443,8 @@ impl<A: Allocator, H: RefcountHooks> Heap<A, H> {
             self.stats.peak_alive = live;
         }
         if kind.is_container() {
-            if let Err(f) = self.gc_track_new(h.slot) {
-                return Err(self.unmade(h, f));
+            if let Err(f) = self.gc_track_new(h.slot, site) {
+                return Err(self.unmade(h, f, site));
             }
         }
         Ok(Value::Ref(h))
@@ -435,8 +454,8 @@ impl<A: Allocator, H: RefcountHooks> Heap<A, H> {
     /// the object is given back (freed) and the error goes on.
     #[cold]
     #[inline(never)]
-    fn unmade(&mut self, h: Handle, f: Fault) -> Fault {
-        let _ = self.release(Value::Ref(h), self.site);
+    fn unmade(&mut self, h: Handle, f: Fault, site: Site) -> Fault {
+        let _ = self.release(Value::Ref(h), site);
         f
     }
 
@@ -864,6 +883,7 @@ impl<A: Allocator, H: RefcountHooks> Heap<A, H> {
         // A live object's count is at least 1.
         let count = hdr.rc - 1;
         self.hooks.on_decref(h.id, count, site);
+        self.gc.may_dangle = true;
         *self.manual.entry(h.id).or_insert(0) -= 1;
         self.release(v, site)
     }

@@ -386,6 +386,9 @@ pub struct Objects<A: Allocator> {
     max_bytes: usize,
     /// `--max-heap`.
     limit: usize,
+    /// What the last `reserve_outside` asked for, if it was refused (0
+    /// after one that fitted).
+    refused_outside: usize,
     /// Bytes charged for dict tables (not from the allocator).
     dict_bytes: u64,
     dict_bytes_peak: u64,
@@ -417,6 +420,7 @@ impl<A: Allocator> Objects<A> {
             alloc,
             max_bytes,
             limit: max_bytes,
+            refused_outside: 0,
             dict_bytes: 0,
             dict_bytes_peak: 0,
             live: 0,
@@ -437,10 +441,26 @@ impl<A: Allocator> Objects<A> {
         match self.limit.checked_sub(bytes) {
             Some(max) if self.bytes_in_use() <= max => {
                 self.max_bytes = max;
+                self.refused_outside = 0;
                 true
             }
-            _ => false,
+            _ => {
+                self.refused_outside = bytes.max(1);
+                false
+            }
         }
+    }
+
+    /// `--max-heap`, and the bytes charged outside the heap now (see
+    /// [`Objects::reserve_outside`]).
+    pub fn limit_and_outside(&self) -> (usize, usize) {
+        (self.limit, self.limit - self.max_bytes)
+    }
+
+    /// What the last [`Objects::reserve_outside`] asked for, if it was
+    /// refused (the one before any out-of-memory error it caused).
+    pub fn refused_outside(&self) -> Option<usize> {
+        (self.refused_outside != 0).then_some(self.refused_outside)
     }
 
     /// Bytes in use: allocator blocks plus charged dict tables.

@@ -81,9 +81,9 @@ pub trait RefcountHooks {
     }
 
     /// Object `id` of kind `kind` was freed, for `cause`, by the
-    /// instruction at `site`: for the collector, the `gc` instruction; a
-    /// collection an allocation started passes 0 (the allocation is the
-    /// one [`RefcountHooks::on_create`] was told of last). An object is
+    /// instruction at `site`: for the collector, the `gc` instruction, or
+    /// the allocation that started the collection (the one
+    /// [`RefcountHooks::on_create`] was told of last). An object is
     /// reported before the objects its free goes on to free.
     fn on_free(&mut self, id: u32, kind: ObjKind, cause: FreeCause, site: Site) {
         let _ = (id, kind, cause, site);
@@ -351,9 +351,10 @@ mod tests {
             tail,
             [
                 &Ev::Create(4, ObjKind::List, 32, 8),
-                &Ev::Free(1, ObjKind::Record, FreeCause::Collector, 0),
-                &Ev::Free(2, ObjKind::Record, FreeCause::Collector, 0),
-                &Ev::Free(4, ObjKind::List, FreeCause::Refcount, 0),
+                // Every free at the allocating instruction's site.
+                &Ev::Free(1, ObjKind::Record, FreeCause::Collector, 8),
+                &Ev::Free(2, ObjKind::Record, FreeCause::Collector, 8),
+                &Ev::Free(4, ObjKind::List, FreeCause::Refcount, 8),
             ]
         );
         agrees_with_stats(&h);

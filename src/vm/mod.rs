@@ -299,7 +299,18 @@ impl<'p, A: Allocator, H: RefcountHooks> Vm<'p, A, H> {
                 format!("use of freed object #{id}")
             }
             Fault::OutOfMemory => {
-                notes.push(format!("{} bytes in use", self.heap.bytes_in_use()));
+                // What is charged to --max-heap: objects, and the register
+                // stack and frames (or what they asked for, if that failed).
+                let objects = self.heap.bytes_in_use();
+                let (limit, stack) = self.heap.objects().limit_and_outside();
+                notes.push(match self.heap.objects().refused_outside() {
+                    Some(need) => format!(
+                        "the VM stack needs {need} bytes and objects use {objects}, limit {limit} \
+                         (a call needs room for {WINDOW} registers, {} bytes)",
+                        WINDOW * std::mem::size_of::<Value>()
+                    ),
+                    None => format!("{objects} bytes of objects and {stack} bytes of VM stack in use, limit {limit}"),
+                });
                 "out of memory (--max-heap)".to_string()
             }
             Fault::IdsExhausted => "object ids exhausted (2^32 - 1 allocations)".to_string(),
@@ -1886,6 +1897,70 @@ mod tests {
         }
     }
 
+    /// An object outside the collected set (older, or a string) whose
+    /// count `decref` lowered to the two garbage members that hold it:
+    /// freeing the first frees it, and the second's release is the error
+    /// of the instruction that ran the collection (`gc`, or an allocation
+    /// that triggered it), with the object's free site there; nothing is
+    /// left alive. A full collection takes the old list in too: the three
+    /// are garbage together, and that is no error.
+    #[test]
+    fn a_collection_releasing_what_it_freed_itself_is_an_error_there() {
+        let lists = "list r5\ngc r9, 0\nlist r1\nlist r2\npush r1, r2\npush r2, r1\npush r1, r5\npush r2, r5\n";
+        let records = "str r5, \"x\"\nli r9, 0\nnew r1, 2\nnew r2, 2\nstore r1, 0, r2\nstore r2, 0, r1\nstore r1, 1, r5\nstore r2, 1, r5\n";
+        for (garbage, full) in [(lists, None), (records, Some(13))] {
+            let garbage = format!("{garbage}decref r5\ndel r5\ndel r1\ndel r2\n");
+            for (tail, line) in [
+                ("gc r3\nprint r3", full),
+                ("gc r3, 0\nprint r3", Some(13)),
+                // Count 0 is 2 (r1, r2): the allocation passes threshold 1.
+                ("gcthreshold 1, 10, 10\nnew r4, 1\nprint r4", Some(14)),
+                ("gcthreshold 1, 10, 10\nlist r4\nprint r4", Some(14)),
+                ("gcthreshold 1, 10, 10\ndict r4\nprint r4", Some(14)),
+            ] {
+                let text = format!("{garbage}{tail}");
+                let loaded = crate::load("t.asm", text.as_bytes()).unwrap();
+                let mut vm = spin_vm(&loaded.program, None);
+                let mut out = Vec::new();
+                match (vm.run(&mut out), line) {
+                    (Err(err), Some(line)) => {
+                        assert_eq!(err.message, "use of freed object #1", "{text}");
+                        assert_eq!(err.frames[0].pos.line, line, "{text}");
+                        assert_eq!(
+                            err.notes[0],
+                            format!("object #1 was freed at t.asm:{line}:1 (in `main`)"),
+                            "{text}"
+                        );
+                        assert!(out.is_empty(), "{text}: ran on after the error");
+                    }
+                    (Ok(_), None) => assert_eq!(out, b"3\n", "{text}"),
+                    (r, _) => panic!("{text}: {r:?}"),
+                }
+                assert_eq!(vm.heap().objects().live(), 0, "{text}");
+                vm.verify_heap().unwrap_or_else(|e| panic!("{text}: {e}"));
+                crate::fuzzing::check_execute(&text, true).unwrap_or_else(|e| panic!("{e}\n{text}"));
+            }
+        }
+    }
+
+    /// A collection that an allocation triggers frees its garbage at that
+    /// instruction: a dangling reference to a member (`decref` made it
+    /// look unreachable while an old list still held it) names it as the
+    /// free site when it is used.
+    #[test]
+    fn an_automatic_collection_frees_at_the_allocating_instruction() {
+        let text = "list r0\ngc r9, 0\nnew r1, 1\nnew r2, 1\nstore r1, 0, r2\nstore r2, 0, r1\npush r0, r2\n\
+                    decref r2\ndel r1\ndel r2\ngcthreshold 1, 10, 10\nlist r4\ndel r0\nprint r4";
+        let loaded = crate::load("t.asm", text.as_bytes()).unwrap();
+        let mut vm = spin_vm(&loaded.program, None);
+        let err = vm.run(&mut Vec::new()).unwrap_err();
+        assert_eq!(err.message, "use of freed object #3");
+        assert_eq!(err.frames[0].pos.line, 13);
+        assert_eq!(err.notes[0], "object #3 was freed at t.asm:12:1 (in `main`)");
+        assert_eq!(vm.heap().objects().live(), 0);
+        crate::fuzzing::check_execute(text, true).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    }
+
     /// The register stack and the frames count against `--max-heap`: deep
     /// recursion under a generous depth limit ends with a located out of
     /// memory error once they would pass it (1 MiB: about 250 frames of
@@ -1910,6 +1985,10 @@ mod tests {
             let mut vm = Vm::new(&loaded.program, heap, Limits { max_steps: None, max_depth: usize::MAX });
             let err = vm.run(&mut Vec::new()).unwrap_err();
             assert_eq!(err.message, "out of memory (--max-heap)", "{text}");
+            // The stack could not grow: the note says so, not "0 bytes".
+            let note = &err.notes[0];
+            assert!(note.starts_with("the VM stack needs "), "{note}");
+            assert!(note.ends_with(", limit 1048576 (a call needs room for 256 registers, 4096 bytes)"), "{note}");
             assert!(err.depth > 10 && err.depth < most, "{} frames: {text}", err.depth);
             assert_eq!(err.frames.len(), 20);
             assert_eq!(err.frames[0].pos.line, line, "{text}");
