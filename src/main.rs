@@ -522,9 +522,17 @@ fn run<A: Allocator>(prog: &Program, src: Option<&str>, args: &RunArgs, mut heap
         // The leak check's collection logs its line (`--gc-log`) into the
         // buffer: out before the report.
         let _ = diag.clone().flush();
-        if !report.is_empty() {
-            eprint_block(&report);
-            code = ExitCode::from(3);
+        match report {
+            Ok(r) if r.is_empty() => {}
+            Ok(r) => {
+                eprint_block(&r);
+                code = ExitCode::from(3);
+            }
+            // Its collection released a freed object: a runtime error.
+            Err(e) => {
+                eprint_block(&e);
+                code = ExitCode::from(1);
+            }
         }
     }
     code

@@ -378,6 +378,25 @@ fn the_gc_log_comes_before_the_leak_report() {
     assert!(logged[1] < report, "{}", r.stderr);
 }
 
+/// Garbage left at the end that still refers to an object `decref`
+/// freed: without `--check-leaks` nothing releases it (no collection at
+/// exit, as in CPython); the leak check's collection does, and that
+/// release of a freed object is a runtime error (exit 1), not a silent
+/// exit 0.
+#[test]
+fn the_leak_checks_collection_releasing_a_freed_object_is_an_error() {
+    let p = tmp(
+        "leak-dangling.asm",
+        b"new r1, 2\nnew r3, 0\nstore r1, 0, r1\nstore r1, 1, r3\ndecref r3\ndel r3\ndel r1\n",
+    );
+    assert_eq!(rcvm(&["run", &p]).code, 0);
+    let r = rcvm(&["run", "--check-leaks", &p]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.starts_with("error: use of freed object #2\n"), "{}", r.stderr);
+    assert!(r.stderr.contains(&format!("object #2 was freed at {p}:6:1")), "{}", r.stderr);
+    assert!(!r.stderr.contains("leaked"), "{}", r.stderr);
+}
+
 #[test]
 fn leaks_exit_3_and_name_the_allocation_site() {
     let leak = tmp("leak.asm", b"new r0, 1\nincref r0\nlist r1\nstore r0, 0, r1\n");
