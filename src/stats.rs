@@ -3,7 +3,7 @@
 
 use crate::mem::alloc::{AllocStats, Allocator};
 use crate::mem::gc::GcStats;
-use crate::mem::heap::{Fault, ObjectStats};
+use crate::mem::heap::{Fault, ObjectStats, EXIT_SITE};
 use crate::mem::refcount::RefcountHooks;
 use crate::vm::Vm;
 use serde::Serialize;
@@ -124,23 +124,37 @@ impl Stats {
 /// is an error like any other release of a freed object (SPEC section 1),
 /// and this collection is where it happens. Then the error's text (a
 /// runtime error, exit 1) is returned instead, and no leak report.
+///
+/// The collection frees at [`EXIT_SITE`] (what hooks are told): an object
+/// it freed itself, then released again (garbage held more references to
+/// it than `decref` had left it counts), is said to be freed by it, not at
+/// an instruction of the program.
 pub fn leak_report<A: Allocator, H: RefcountHooks>(vm: &mut Vm<'_, A, H>) -> Result<String, String> {
-    let site = 0;
-    if let Err(f) = vm.heap_mut().collect_checked(2, site) {
+    if let Err(f) = vm.heap_mut().collect_checked(2, EXIT_SITE) {
         let mut s = String::new();
         match f {
             Fault::Freed { id, site } => {
                 let _ = writeln!(s, "error: use of freed object #{id}");
                 let _ = writeln!(s, "  = note: the leak check's collection freed garbage that still referred to it");
-                if let Some(site) = site {
-                    let (func, pos) = vm.site_pos(site);
-                    let _ = writeln!(
-                        s,
-                        "  = note: object #{id} was freed at {}:{}:{} (in `{func}`)",
-                        vm.source_name(),
-                        pos.line,
-                        pos.col
-                    );
+                match site {
+                    Some(EXIT_SITE) => {
+                        let _ = writeln!(
+                            s,
+                            "  = note: object #{id} was freed by that collection too: the garbage held more \
+                             references to it than `decref` had left it counts"
+                        );
+                    }
+                    Some(site) => {
+                        let (func, pos) = vm.site_pos(site);
+                        let _ = writeln!(
+                            s,
+                            "  = note: object #{id} was freed at {}:{}:{} (in `{func}`)",
+                            vm.source_name(),
+                            pos.line,
+                            pos.col
+                        );
+                    }
+                    None => {}
                 }
             }
             other => {

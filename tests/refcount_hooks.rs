@@ -177,6 +177,40 @@ fn a_decref_that_frees_is_told_then_the_dangling_release_fails_as_before() {
 
 /// Every example program gives the same output, error and statistics
 /// with hooks as without, and the hooks' counts agree with the statistics.
+/// A runtime error unwinds the frames: what that frees, it frees at the
+/// failing instruction (the callee's and the caller's registers alike),
+/// not at the program's first instruction; and `main`'s return value is
+/// freed at its `ret`.
+#[test]
+fn frees_of_unwinding_are_at_the_failing_instruction_and_mains_value_at_its_ret() {
+    let r = run(
+        "
+    new r1, 0               ; line 2
+    call r2, f
+.func f 0
+    list r0                 ; line 5
+    li r1, 1
+    div r1, r1, 0           ; line 7
+.end
+",
+        true,
+    );
+    assert_eq!(r.result.as_ref().unwrap_err().message, "division by zero");
+    let frees: Vec<&Ev> = r.events.iter().filter(|e| matches!(e, Ev::Free { .. })).collect();
+    let cause = FreeCause::Refcount;
+    assert_eq!(
+        frees,
+        [
+            &Ev::Free { id: 1, kind: ObjKind::Record, cause, at: 7 },
+            &Ev::Free { id: 2, kind: ObjKind::List, cause, at: 7 },
+        ]
+    );
+    agrees_with_stats(&r);
+    let r = run("li r0, 1\nlist r1\nli r0, 2\nret r1     ; line 4\n", true);
+    r.result.as_ref().unwrap();
+    assert_eq!(r.events.last(), Some(&Ev::Free { id: 1, kind: ObjKind::List, cause: FreeCause::Refcount, at: 4 }));
+}
+
 #[test]
 fn every_example_program_runs_the_same_with_hooks() {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/asm");

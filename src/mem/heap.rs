@@ -30,6 +30,11 @@ use std::collections::HashMap;
 /// `vm::Vm::site`), translated to a source position by the VM.
 pub type Site = u32;
 
+/// The site of frees that no instruction makes: those of the leak check's
+/// collection at exit ([`crate::stats::leak_report`]). No program has
+/// that many instructions.
+pub const EXIT_SITE: Site = Site::MAX;
+
 /// Appends `s` to `out`, handing `out` to `spill` each time it would pass
 /// `chunk` bytes (see [`Heap::format_value_with`]): a long string, too,
 /// goes out (or is cut short) in pieces.

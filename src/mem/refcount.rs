@@ -83,8 +83,10 @@ pub trait RefcountHooks {
     /// Object `id` of kind `kind` was freed, for `cause`, by the
     /// instruction at `site`: for the collector, the `gc` instruction, or
     /// the allocation that started the collection (the one
-    /// [`RefcountHooks::on_create`] was told of last). An object is
-    /// reported before the objects its free goes on to free.
+    /// [`RefcountHooks::on_create`] was told of last); for the leak check's
+    /// collection at exit ([`crate::stats::leak_report`]), no instruction's
+    /// but [`EXIT_SITE`](super::heap::EXIT_SITE). An object is reported
+    /// before the objects its free goes on to free.
     fn on_free(&mut self, id: u32, kind: ObjKind, cause: FreeCause, site: Site) {
         let _ = (id, kind, cause, site);
     }

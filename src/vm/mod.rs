@@ -273,6 +273,9 @@ impl<'p, A: Allocator, H: RefcountHooks> Vm<'p, A, H> {
     /// Releases every register of every frame, ignoring dangling
     /// references (after an error, or at exit).
     fn unwind(&mut self) {
+        // What this frees, it frees at the failing instruction (the
+        // innermost frame's pc): the site hooks are told.
+        self.heap.site = self.frames.last().map_or(0, |f| f.pc);
         // In place: the stack can be as big as --max-heap allowed.
         for i in 0..self.stack.len() {
             let v = std::mem::take(&mut self.stack[i]);
@@ -843,7 +846,9 @@ impl<'p, A: Allocator, H: RefcountHooks> Vm<'p, A, H> {
                         if let Value::Ref(_) = *r {
                             let old = std::mem::take(r);
                             if let Err(f) = self.heap.release(old, pc as u32 - 1) {
-                                self.heap.release_quiet(v);
+                                // The error is this one: a dangling `v`
+                                // was met already, or is being unwound.
+                                let _ = release_ref(&mut self.heap, v, pc as u32 - 1);
                                 break 'run f;
                             }
                         } else {
@@ -856,8 +861,14 @@ impl<'p, A: Allocator, H: RefcountHooks> Vm<'p, A, H> {
                         }
                     }
                     let [.., caller, done] = *self.frames.as_slice() else {
+                        // `main`'s value goes nowhere: released here, at
+                        // its `ret`, and a freed object it releases (one it
+                        // held twice, `decref` having left one count) is
+                        // this `ret`'s error, as for any other release.
+                        if let Err(f) = release_ref(&mut self.heap, v, pc as u32 - 1) {
+                            break 'run f;
+                        }
                         self.frames.clear();
-                        self.heap.release_quiet(v);
                         self.steps += used!() as u64;
                         if SLOW {
                             if let Some(t) = pending.take() {
@@ -1941,6 +1952,37 @@ mod tests {
                 crate::fuzzing::check_execute(&text, true).unwrap_or_else(|e| panic!("{e}\n{text}"));
             }
         }
+    }
+
+    /// `main`'s return value is released at its `ret`: a freed object that
+    /// release meets (the list held its record twice, `decref` left the
+    /// record one count) is that `ret`'s error, as when the list is
+    /// dropped with `del`, or returned from a function to `main`; it used
+    /// to be ignored (exit 0), and what it freed was said to be freed at
+    /// the program's first instruction, which the leak check's report of
+    /// its garbage holding the returned object then named.
+    #[test]
+    fn mains_return_value_is_released_at_its_ret_with_its_errors() {
+        let text = "new r1, 0\nlist r5\npush r5, r1\npush r5, r1\ndecref r1\ndel r1\nret r5";
+        let loaded = crate::load("t.asm", text.as_bytes()).unwrap();
+        let mut vm = spin_vm(&loaded.program, None);
+        let err = vm.run(&mut Vec::new()).unwrap_err();
+        assert_eq!(err.message, "use of freed object #1");
+        assert_eq!(err.frames[0].pos.line, 7);
+        assert_eq!(err.notes[0], "object #1 was freed at t.asm:7:1 (in `main`)");
+        assert_eq!(vm.heap().objects().live(), 0);
+        crate::fuzzing::check_execute(text, true).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        // The returned list, its count lowered to the cycle's reference,
+        // is freed at the `ret`; the leak check's collection then releases
+        // it again (the error), with that free site.
+        let text = "li r0, 0\nlist r5\ngc r9\nnew r1, 2\nnew r2, 2\nstore r1, 0, r2\nstore r2, 0, r1\n\
+                    store r1, 1, r5\ndecref r5\ndel r1\ndel r2\nret r5";
+        let loaded = crate::load("t.asm", text.as_bytes()).unwrap();
+        let mut vm = spin_vm(&loaded.program, None);
+        vm.run(&mut Vec::new()).unwrap();
+        let report = crate::stats::leak_report(&mut vm).unwrap_err();
+        assert!(report.contains("object #1 was freed at t.asm:12:1 (in `main`)"), "{report}");
+        assert_eq!(vm.heap().objects().live(), 0);
     }
 
     /// A collection that an allocation triggers frees its garbage at that
