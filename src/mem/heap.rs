@@ -431,6 +431,29 @@ impl<A: Allocator, H: RefcountHooks> Heap<A, H> {
         }
     }
 
+    /// `note_tainted_freed` for a member of the garbage the collector
+    /// frees, whose count was `rc` and to which the garbage's members held
+    /// `internal` references. Its owners were `rc` minus its net manual
+    /// adjustment; those outside the garbage still refer to it after the
+    /// collection, and only if there are any does it go to the graveyard.
+    /// Returns whether it did.
+    pub(crate) fn note_tainted_member(&mut self, id: u32, rc: u32, internal: u32, site: Site) -> bool {
+        match self.manual.remove(&id) {
+            Some(n) if n < 0 && rc as i64 - n - internal as i64 > 0 => {
+                self.graveyard.insert(id, site);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Entries in the graveyard (tests: it must not grow with balanced
+    /// programs).
+    #[cfg(test)]
+    pub(crate) fn graveyard_len(&self) -> usize {
+        self.graveyard.len()
+    }
+
     /// The bookkeeping of a new object, `size` bytes made at `site`.
     #[inline(always)]
     fn created(&mut self, h: Handle, kind: ObjKind, size: usize, site: Site) -> Result<Value, Fault> {
