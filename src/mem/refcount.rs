@@ -111,43 +111,31 @@ pub struct NoHooks;
 
 impl RefcountHooks for NoHooks {}
 
-impl<H: RefcountHooks + ?Sized> RefcountHooks for Box<H> {
-    #[inline]
-    fn on_create(&mut self, id: u32, kind: ObjKind, size: usize, site: Site) {
-        (**self).on_create(id, kind, size, site)
-    }
-    #[inline]
-    fn on_free(&mut self, id: u32, kind: ObjKind, cause: FreeCause, site: Site) {
-        (**self).on_free(id, kind, cause, site)
-    }
-    #[inline]
-    fn on_incref(&mut self, id: u32, count: u32) {
-        (**self).on_incref(id, count)
-    }
-    #[inline]
-    fn on_decref(&mut self, id: u32, count: u32, site: Site) {
-        (**self).on_decref(id, count, site)
-    }
+/// Hooks behind a box or a borrow forward to what they point at.
+macro_rules! forward_hooks {
+    ($($ptr:ty),*) => {$(
+        impl<H: RefcountHooks + ?Sized> RefcountHooks for $ptr {
+            #[inline]
+            fn on_create(&mut self, id: u32, kind: ObjKind, size: usize, site: Site) {
+                (**self).on_create(id, kind, size, site)
+            }
+            #[inline]
+            fn on_free(&mut self, id: u32, kind: ObjKind, cause: FreeCause, site: Site) {
+                (**self).on_free(id, kind, cause, site)
+            }
+            #[inline]
+            fn on_incref(&mut self, id: u32, count: u32) {
+                (**self).on_incref(id, count)
+            }
+            #[inline]
+            fn on_decref(&mut self, id: u32, count: u32, site: Site) {
+                (**self).on_decref(id, count, site)
+            }
+        }
+    )*};
 }
 
-impl<H: RefcountHooks + ?Sized> RefcountHooks for &mut H {
-    #[inline]
-    fn on_create(&mut self, id: u32, kind: ObjKind, size: usize, site: Site) {
-        (**self).on_create(id, kind, size, site)
-    }
-    #[inline]
-    fn on_free(&mut self, id: u32, kind: ObjKind, cause: FreeCause, site: Site) {
-        (**self).on_free(id, kind, cause, site)
-    }
-    #[inline]
-    fn on_incref(&mut self, id: u32, count: u32) {
-        (**self).on_incref(id, count)
-    }
-    #[inline]
-    fn on_decref(&mut self, id: u32, count: u32, site: Site) {
-        (**self).on_decref(id, count, site)
-    }
-}
+forward_hooks!(Box<H>, &mut H);
 
 #[cfg(test)]
 mod tests {
@@ -194,6 +182,36 @@ mod tests {
             Value::Ref(h) => h.id,
             _ => panic!("not a reference"),
         }
+    }
+
+    /// Boxed (as `dyn`) and borrowed hooks forward every event to what
+    /// they point at.
+    #[test]
+    fn boxed_and_borrowed_hooks_forward_every_event() {
+        fn run(h: &mut impl RefcountHooks) {
+            h.on_create(1, ObjKind::List, 32, 2);
+            h.on_incref(1, 2);
+            h.on_decref(1, 1, 3);
+            h.on_free(1, ObjKind::List, FreeCause::Refcount, 4);
+        }
+        let want = [
+            Ev::Create(1, ObjKind::List, 32, 2),
+            Ev::Incref(1, 2),
+            Ev::Decref(1, 1, 3),
+            Ev::Free(1, ObjKind::List, FreeCause::Refcount, 4),
+        ];
+        let mut log = Log::default();
+        run(&mut &mut log);
+        assert_eq!(log.0, want);
+        // A heap over a boxed `dyn` hook, handed back with what it saw.
+        let boxed: Box<dyn RefcountHooks> = Box::new(Log::default());
+        let mut h = Heap::with_hooks(PoolAllocator::new(), usize::MAX, boxed);
+        let r = h.new_list(2).unwrap();
+        h.release(r, 4).unwrap();
+        assert_eq!(h.object_stats().allocated, 1);
+        let mut log = Log::default();
+        run(&mut Box::new(&mut log));
+        assert_eq!(log.0, want);
     }
 
     /// The frees by refcount and by collection the hooks saw agree with
