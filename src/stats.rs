@@ -136,26 +136,7 @@ pub fn leak_report<A: Allocator, H: RefcountHooks>(vm: &mut Vm<'_, A, H>) -> Res
             Fault::Freed { id, site } => {
                 let _ = writeln!(s, "error: use of freed object #{id}");
                 let _ = writeln!(s, "  = note: the leak check's collection freed garbage that still referred to it");
-                match site {
-                    Some(EXIT_SITE) => {
-                        let _ = writeln!(
-                            s,
-                            "  = note: object #{id} was freed by that collection too: the garbage held more \
-                             references to it than `decref` had left it counts"
-                        );
-                    }
-                    Some(site) => {
-                        let (func, pos) = vm.site_pos(site);
-                        let _ = writeln!(
-                            s,
-                            "  = note: object #{id} was freed at {}:{}:{} (in `{func}`)",
-                            vm.source_name(),
-                            pos.line,
-                            pos.col
-                        );
-                    }
-                    None => {}
-                }
+                let _ = writeln!(s, "  = note: {}", vm.freed_note(id, site));
             }
             other => {
                 let _ = writeln!(s, "error: the leak check's collection failed: {other:?}");

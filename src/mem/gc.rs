@@ -748,15 +748,22 @@ impl<A: Allocator, H: RefcountHooks> Heap<A, H> {
         if self.gc.fault.is_some() || self.graveyard_is_empty() || self.objs.hdr(slot).kind() != ObjKind::Record {
             return;
         }
-        let mut dead = std::mem::take(&mut self.gc.scratch);
-        self.objs.for_each_ref(slot, |h| dead.push(h));
-        for &h in &dead {
+        let refs = self.member_refs(slot);
+        for &h in &refs {
             if !self.objs.is_live(h) {
                 self.gc_released_freed(h);
             }
         }
-        dead.clear();
-        self.gc.scratch = dead;
+        self.gc.scratch = refs;
+    }
+
+    /// The references object `slot` holds, in the reused scratch list
+    /// (given back with `self.gc.scratch = refs`).
+    fn member_refs(&mut self, slot: u32) -> Vec<Handle> {
+        let mut refs = std::mem::take(&mut self.gc.scratch);
+        refs.clear();
+        self.objs.for_each_ref(slot, |h| refs.push(h));
+        refs
     }
 
     /// A tainted member `id` of the garbage was freed (see
@@ -795,11 +802,9 @@ impl<A: Allocator, H: RefcountHooks> Heap<A, H> {
         if !any {
             return;
         }
-        let mut refs = std::mem::take(&mut self.gc.scratch);
         s = head;
         while s != NO_SLOT {
-            refs.clear();
-            self.objs.for_each_ref(s, |h| refs.push(h));
+            let refs = self.member_refs(s);
             for &h in &refs {
                 if self.objs.is_live(h) {
                     let t = self.objs.hdr_mut(h.slot);
@@ -808,10 +813,9 @@ impl<A: Allocator, H: RefcountHooks> Heap<A, H> {
                     }
                 }
             }
+            self.gc.scratch = refs;
             s = self.objs.hdr(s).gc_next;
         }
-        refs.clear();
-        self.gc.scratch = refs;
     }
 
     /// Freeing the garbage released `h`, a reference to a freed object

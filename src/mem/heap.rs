@@ -890,10 +890,8 @@ impl<A: Allocator, H: RefcountHooks> Heap<A, H> {
         let Value::Ref(h) = v else {
             return msg(format!("incref needs an object, not {}", self.type_name(v)));
         };
-        self.check(h)?;
-        let hdr = self.objs.hdr_mut(h.slot);
-        hdr.rc = hdr.rc.checked_add(1).ok_or_else(refcount_overflow)?;
-        self.hooks.on_incref(h.id, hdr.rc);
+        self.retain(v)?;
+        self.hooks.on_incref(h.id, self.objs.hdr(h.slot).rc);
         *self.manual.entry(h.id).or_insert(0) += 1;
         Ok(())
     }

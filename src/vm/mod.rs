@@ -225,6 +225,23 @@ impl<'p, A: Allocator, H: RefcountHooks> Vm<'p, A, H> {
         (&func.name, func.lines.get(pc).copied().unwrap_or_default())
     }
 
+    /// Where object `id`, met freed, was freed (`site`, if the graveyard
+    /// kept it): the note of a `use of freed object` error.
+    #[inline(never)]
+    pub fn freed_note(&self, id: u32, site: Option<Site>) -> String {
+        match site {
+            Some(crate::mem::heap::EXIT_SITE) => format!(
+                "object #{id} was freed by that collection too: the garbage held more \
+                 references to it than `decref` had left it counts"
+            ),
+            Some(s) => {
+                let (f, p) = self.site_pos(s);
+                format!("object #{id} was freed at {}:{}:{} (in `{f}`)", self.prog.source_name, p.line, p.col)
+            }
+            None => format!("object #{id} was freed earlier"),
+        }
+    }
+
     /// Runs the heap verifier with the live registers as roots.
     pub fn verify_heap(&mut self) -> Result<(), String> {
         let roots: Vec<Value> = self.stack.iter().copied().filter(|v| matches!(v, Value::Ref(_))).collect();
@@ -284,21 +301,14 @@ impl<'p, A: Allocator, H: RefcountHooks> Vm<'p, A, H> {
         self.frames.clear();
     }
 
+    #[cold]
+    #[inline(never)]
     fn error(&mut self, fault: Fault) -> RuntimeError {
         let prog = self.prog;
         let mut notes = Vec::new();
         let message = match fault {
             Fault::Freed { id, site } => {
-                match site {
-                    Some(s) => {
-                        let (f, p) = self.site_pos(s);
-                        notes.push(format!(
-                            "object #{id} was freed at {}:{}:{} (in `{f}`)",
-                            prog.source_name, p.line, p.col
-                        ));
-                    }
-                    None => notes.push(format!("object #{id} was freed earlier")),
-                }
+                notes.push(self.freed_note(id, site));
                 format!("use of freed object #{id}")
             }
             Fault::OutOfMemory => {
@@ -731,17 +741,13 @@ impl<'p, A: Allocator, H: RefcountHooks> Vm<'p, A, H> {
                     let new_base = call!(@room);
                     // Retained one by one; should one fail, the ones before
                     // it are released again (they are in no register yet).
-                    let mut k = 0;
-                    $(
-                        let _ = $a;
+                    for k in 0..args.len() {
                         if let v @ Value::Ref(_) = args[k] {
                             if let Err(f) = retain_ref(&mut self.heap, v) {
                                 break 'run unretain(&mut self.heap, &args[..k], f);
                             }
                         }
-                        k += 1;
-                    )*
-                    let _ = k;
+                    }
                     regs = window!(new_base);
                     regs[..args.len()].copy_from_slice(&args);
                     call!(@switch d, f, new_base);
