@@ -235,13 +235,6 @@ impl<A: Allocator, H: RefcountHooks> Heap<A, H> {
         list.len += 1;
     }
 
-    #[inline(always)]
-    fn list_unlink(&mut self, l: usize, slot: u32) {
-        let h = self.objs.hdr(slot);
-        let (prev, next) = (h.gc_prev, h.gc_next);
-        self.list_detach(l, prev, next);
-    }
-
     /// The neighbours' half of an unlink from list `l`, given the leaving
     /// object's links (read by the caller, which may hold its header).
     #[inline(always)]
@@ -547,14 +540,27 @@ impl<A: Allocator, H: RefcountHooks> Heap<A, H> {
         // Forward: the last survivor (walk order). Backward: the survivor
         // finished last, the head of the survivors' list so far.
         let mut prev = NO_SLOT;
-        // Backward: the first survivor, the survivors' tail.
+        // The first survivor: forward, the survivors' head; backward,
+        // their tail.
         let mut first = NO_SLOT;
         let mut survivors = 0u64;
+        // Links are written late. An object keeps the walk's next link
+        // when it is finished, and that link is right as long as the next
+        // object walked ends up in the same place: so consecutive
+        // unreachable objects (and, forward, consecutive survivors) link
+        // themselves for free, and only the last one of a run needs its
+        // next link set, when the run ends. `run_unreach` says which kind
+        // of run the walk is in. The unreachable list's tail is the one
+        // member whose next link may be stale while the list is in use
+        // (`visit_reachable` knows).
+        // (Forward, the walk starts as if after a run, so that the first
+        // survivor is noticed where the end of a run is.)
+        let mut run_unreach = !REV;
         let mut s = self.gc.lists[gen].head;
         while s != NO_SLOT {
             // One look-up per object: a reachable one is finished in its
             // header and its referents visited; an unreachable one gets its
-            // links for the unreachable list.
+            // prev link for the unreachable list.
             let unreach_tail = self.gc.lists[UNREACH].tail;
             kids.clear();
             let (next, reachable) = self.objs.inspect(
@@ -573,7 +579,6 @@ impl<A: Allocator, H: RefcountHooks> Heap<A, H> {
                     } else {
                         h.set_flag(F_UNREACH, true);
                         h.gc_prev = unreach_tail;
-                        h.gc_next = NO_SLOT;
                         ((next, false), false)
                     }
                 },
@@ -592,47 +597,72 @@ impl<A: Allocator, H: RefcountHooks> Heap<A, H> {
             );
             if reachable {
                 survivors += 1;
-                let next = if kids.is_empty() { next } else { self.bring_back::<REV>(gen, &kids, s, next, prev) };
                 if REV {
                     if prev == NO_SLOT {
                         first = s;
                     } else {
                         self.objs.hdr_mut(prev).gc_prev = s;
                     }
+                } else if run_unreach {
+                    // Forward: the first survivor, or one after an
+                    // unreachable run, which the previous survivor's next
+                    // link skipped.
+                    if prev == NO_SLOT {
+                        first = s;
+                    } else {
+                        self.objs.hdr_mut(prev).gc_next = s;
+                    }
                 }
+                run_unreach = false;
+                let next = if kids.is_empty() { next } else { self.bring_back::<REV>(gen, &kids, s, next, prev) };
                 prev = s;
                 s = next;
             } else {
-                // Forward: unlink s from young (singly). Backward, the
-                // survivors are a list of their own already. Then append
-                // to unreachable.
-                if !REV {
-                    if prev == NO_SLOT {
-                        self.gc.lists[gen].head = next;
-                    } else {
-                        self.objs.hdr_mut(prev).gc_next = next;
+                // Append to unreachable: the old tail's next link is s
+                // already if the walk came to s from it.
+                let l = &mut self.gc.lists[UNREACH];
+                if unreach_tail == NO_SLOT {
+                    l.head = s;
+                    l.tail = s;
+                    l.len += 1;
+                } else {
+                    l.tail = s;
+                    l.len += 1;
+                    if !run_unreach {
+                        self.objs.hdr_mut(unreach_tail).gc_next = s;
                     }
                 }
-                if next == NO_SLOT {
-                    // The walk ends here: nothing is appended after this.
-                    self.gc.lists[gen].tail = if REV { NO_SLOT } else { prev };
-                }
-                self.gc.lists[gen].len -= 1;
-                self.list_attach(UNREACH, s);
+                run_unreach = true;
                 s = next;
             }
         }
-        if REV {
-            if prev != NO_SLOT {
-                self.objs.hdr_mut(prev).gc_prev = NO_SLOT;
+        // The walk's last object has next link NO_SLOT: the last run's end
+        // is linked; the other kind's last one is not.
+        if run_unreach {
+            if !REV && prev != NO_SLOT {
+                self.objs.hdr_mut(prev).gc_next = NO_SLOT;
             }
-            self.gc.lists[gen].head = prev;
-            self.gc.lists[gen].tail = first;
         } else {
-            self.gc.lists[gen].tail = prev;
+            self.close_unreach();
         }
+        if REV && prev != NO_SLOT {
+            self.objs.hdr_mut(prev).gc_prev = NO_SLOT;
+        }
+        let young = &mut self.gc.lists[gen];
+        (young.head, young.tail) = if REV { (prev, first) } else { (first, prev) };
+        young.len = survivors;
         self.gc_kids = kids;
         survivors
+    }
+
+    /// During move_unreachable: ends the unreachable list at its tail,
+    /// whose next link may still be the walk's.
+    #[inline(always)]
+    fn close_unreach(&mut self) {
+        let t = self.gc.lists[UNREACH].tail;
+        if t != NO_SLOT {
+            self.objs.hdr_mut(t).gc_next = NO_SLOT;
+        }
     }
 
     /// During move_unreachable: survivor `s` (walk-order next `next`;
@@ -666,7 +696,10 @@ impl<A: Allocator, H: RefcountHooks> Heap<A, H> {
         }
         if h.flag(F_UNREACH) {
             self.gc.round_trips += 1;
-            self.list_unlink(UNREACH, c);
+            // The unreachable list's tail may still have the walk's next
+            // link (see move_unreachable): it has none.
+            let next = if self.gc.lists[UNREACH].tail == c { NO_SLOT } else { h.gc_next };
+            self.list_detach(UNREACH, h.gc_prev, next);
             self.objs.hdr_mut(c).set_flag(F_UNREACH, false);
             // Append to young's tail; its prev link holds gc_refs.
             self.list_attach(gen, c);
