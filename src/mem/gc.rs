@@ -459,6 +459,14 @@ impl<A: Allocator, H: RefcountHooks> Heap<A, H> {
         }
     }
 
+    /// Keeps an allocation's error for [`Heap::take_gc_fault`] (see
+    /// [`Heap::new_record_into`]).
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn set_gc_fault(&mut self, f: Fault) {
+        self.gc.fault = Some(f);
+    }
+
     /// [`Heap::collect`] and its error: the `gc` instruction.
     pub fn collect_checked(&mut self, gen: usize, site: Site) -> Result<u64, Fault> {
         let n = self.collect(gen, site);

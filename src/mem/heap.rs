@@ -490,6 +490,35 @@ impl<A: Allocator, H: RefcountHooks> Heap<A, H> {
     /// A new record of `n` nil slots; the caller owns its one count.
     #[inline(never)]
     pub fn new_record(&mut self, n: u16, site: Site) -> Result<Value, Fault> {
+        self.new_record_inline(n, site)
+    }
+
+    /// The `new` instruction: [`Heap::new_record`] into register `dst`,
+    /// then the reference `dst` held before, if any, released (after the
+    /// allocation, which may collect while it holds). The value makes no
+    /// trip through a result. False on an error, which
+    /// [`Heap::take_gc_fault`] then returns: `dst` is unchanged if the
+    /// allocation failed, and holds the new record if the release did.
+    #[inline(never)]
+    pub fn new_record_into(&mut self, n: u16, site: Site, dst: &mut Value) -> bool {
+        let r = match self.new_record_inline(n, site) {
+            Ok(v) => match std::mem::replace(dst, v) {
+                Value::Ref(h) => self.release(Value::Ref(h), site),
+                _ => return true,
+            },
+            Err(f) => Err(f),
+        };
+        match r {
+            Ok(()) => true,
+            Err(f) => {
+                self.set_gc_fault(f);
+                false
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn new_record_inline(&mut self, n: u16, site: Site) -> Result<Value, Fault> {
         let h = self.objs.new_record(n, site, self.gc_young_tail())?;
         self.created(h, ObjKind::Record, record_block_size(n), site)
     }

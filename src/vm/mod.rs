@@ -1070,8 +1070,9 @@ impl<'p, A: Allocator, H: RefcountHooks> Vm<'p, A, H> {
                 }
 
                 Instr::New { d, n } => {
-                    let v = tri!(self.heap.new_record(n, site!()));
-                    set!(d, v)
+                    if !self.heap.new_record_into(n, site!(), &mut regs[d as usize]) {
+                        tri!(self.heap.take_gc_fault());
+                    }
                 }
                 Instr::List { d } => {
                     let v = tri!(self.heap.new_list(site!()));
