@@ -762,8 +762,10 @@ impl<A: Allocator, H: RefcountHooks> Heap<A, H> {
                 self.check_member_refs(s);
             }
             let (id, hdr) = self.objs.free_member(s, &mut self.work);
-            let c = &mut self.gc.counters.counts[0];
-            *c = c.saturating_sub(1);
+            // A tracked object's free takes one off count 0, which stays
+            // at 0 (where `collect` put it) during a collection: nothing
+            // to do, as in CPython's `gc_collect_main`.
+            debug_assert_eq!(self.gc.counters.counts[0], 0);
             if CHECK {
                 // `note_freed`, the member's graveyard entry noted too.
                 self.note_freed(id, false, site);

@@ -560,7 +560,7 @@ unsafe impl Allocator for PoolAllocator {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     unsafe fn free(&mut self, ptr: NonNull<u8>, size: usize) {
         if size <= SMALL_REQUEST_THRESHOLD {
             // SAFETY: forwarded from the caller: a live block of this size.
