@@ -229,7 +229,8 @@ impl<A: Allocator, H: RefcountHooks> Heap<A, H> {
         if list.tail == NO_SLOT {
             list.head = slot;
         } else {
-            self.objs.hdr_mut(list.tail).gc_next = slot;
+            // SAFETY: the tail of a list is on it.
+            unsafe { self.objs.tracked_mut(list.tail) }.gc_next = slot;
         }
         list.tail = slot;
         list.len += 1;
@@ -243,12 +244,14 @@ impl<A: Allocator, H: RefcountHooks> Heap<A, H> {
         if prev == NO_SLOT {
             list.head = next;
         } else {
-            self.objs.hdr_mut(prev).gc_next = next;
+            // SAFETY: the leaving object's neighbours are on the list.
+            unsafe { self.objs.tracked_mut(prev) }.gc_next = next;
         }
         if next == NO_SLOT {
             list.tail = prev;
         } else {
-            self.objs.hdr_mut(next).gc_prev = prev;
+            // SAFETY: as above.
+            unsafe { self.objs.tracked_mut(next) }.gc_prev = prev;
         }
         list.len -= 1;
     }
@@ -489,29 +492,33 @@ impl<A: Allocator, H: RefcountHooks> Heap<A, H> {
         while s != NO_SLOT {
             let cur = s;
             // One look-up per object: its own header, then its referents.
-            s = self.objs.inspect(
-                s,
-                |h| {
-                    if !h.flag(F_MARK) {
-                        h.gc_prev = h.rc;
-                        h.set_flag(F_MARK, true);
-                    }
-                    let next = h.gc_next;
-                    if REV {
-                        h.gc_next = behind;
-                    }
-                    (next, true)
-                },
-                |c, _| {
-                    if c.gen() <= g {
-                        if !c.flag(F_MARK) {
-                            c.gc_prev = c.rc;
-                            c.set_flag(F_MARK, true);
+            // SAFETY: `s` is on list `gen` (reached from its head by
+            // next links).
+            s = unsafe {
+                self.objs.inspect_tracked(
+                    s,
+                    |h| {
+                        if !h.flag(F_MARK) {
+                            h.gc_prev = h.rc;
+                            h.set_flag(F_MARK, true);
                         }
-                        c.gc_prev = c.gc_prev.saturating_sub(1);
-                    }
-                },
-            );
+                        let next = h.gc_next;
+                        if REV {
+                            h.gc_next = behind;
+                        }
+                        (next, true)
+                    },
+                    |c, _| {
+                        if c.gen() <= g {
+                            if !c.flag(F_MARK) {
+                                c.gc_prev = c.rc;
+                                c.set_flag(F_MARK, true);
+                            }
+                            c.gc_prev = c.gc_prev.saturating_sub(1);
+                        }
+                    },
+                )
+            };
             behind = cur;
         }
         if REV {
@@ -571,45 +578,51 @@ impl<A: Allocator, H: RefcountHooks> Heap<A, H> {
             // prev link for the unreachable list.
             let unreach_tail = self.gc.lists[UNREACH].tail;
             kids.clear();
-            let (next, reachable) = self.objs.inspect(
-                s,
-                |h| {
-                    let next = h.gc_next;
-                    if h.gc_prev > 0 {
-                        if REV {
-                            h.gc_next = prev;
+            // SAFETY: `s` is on list `gen` (reached from its head by next
+            // links, which objects moved back from the unreachable list
+            // join at its tail).
+            let (next, reachable) = unsafe {
+                self.objs.inspect_tracked(
+                    s,
+                    |h| {
+                        let next = h.gc_next;
+                        if h.gc_prev > 0 {
+                            if REV {
+                                h.gc_next = prev;
+                            } else {
+                                h.gc_prev = prev;
+                            }
+                            h.set_flag(F_MARK | F_DANGLING, false);
+                            h.set_gen(target as u8);
+                            ((next, true), true)
                         } else {
-                            h.gc_prev = prev;
+                            h.set_flag(F_UNREACH, true);
+                            h.gc_prev = unreach_tail;
+                            ((next, false), false)
                         }
-                        h.set_flag(F_MARK | F_DANGLING, false);
-                        h.set_gen(target as u8);
-                        ((next, true), true)
-                    } else {
-                        h.set_flag(F_UNREACH, true);
-                        h.gc_prev = unreach_tail;
-                        ((next, false), false)
-                    }
-                },
-                // visit_reachable: referents still being collected get
-                // gc_refs 1; those already on the unreachable list are
-                // moved back below.
-                |c, slot| {
-                    if c.flag(F_MARK) {
-                        if c.flag(F_UNREACH) {
-                            kids.push(slot);
-                        } else if c.gc_prev == 0 {
-                            c.gc_prev = 1;
+                    },
+                    // visit_reachable: referents still being collected get
+                    // gc_refs 1; those already on the unreachable list are
+                    // moved back below.
+                    |c, slot| {
+                        if c.flag(F_MARK) {
+                            if c.flag(F_UNREACH) {
+                                kids.push(slot);
+                            } else if c.gc_prev == 0 {
+                                c.gc_prev = 1;
+                            }
                         }
-                    }
-                },
-            );
+                    },
+                )
+            };
             if reachable {
                 survivors += 1;
                 if REV {
                     if prev == NO_SLOT {
                         first = s;
                     } else {
-                        self.objs.hdr_mut(prev).gc_prev = s;
+                        // SAFETY: `prev`, a survivor, is on list `gen`.
+                        unsafe { self.objs.tracked_mut(prev) }.gc_prev = s;
                     }
                 } else if run_unreach {
                     // Forward: the first survivor, or one after an
@@ -618,7 +631,8 @@ impl<A: Allocator, H: RefcountHooks> Heap<A, H> {
                     if prev == NO_SLOT {
                         first = s;
                     } else {
-                        self.objs.hdr_mut(prev).gc_next = s;
+                        // SAFETY: as above.
+                        unsafe { self.objs.tracked_mut(prev) }.gc_next = s;
                     }
                 }
                 run_unreach = false;
@@ -637,7 +651,8 @@ impl<A: Allocator, H: RefcountHooks> Heap<A, H> {
                     l.tail = s;
                     l.len += 1;
                     if !run_unreach {
-                        self.objs.hdr_mut(unreach_tail).gc_next = s;
+                        // SAFETY: the unreachable list's tail is on it.
+                        unsafe { self.objs.tracked_mut(unreach_tail) }.gc_next = s;
                     }
                 }
                 run_unreach = true;
@@ -761,7 +776,9 @@ impl<A: Allocator, H: RefcountHooks> Heap<A, H> {
             if CHECK {
                 self.check_member_refs(s);
             }
-            let (id, hdr) = self.objs.free_member(s, &mut self.work);
+            // SAFETY: `s` is on the unreachable list (taken whole above;
+            // only this loop frees its members).
+            let (id, hdr) = unsafe { self.objs.free_member(s, &mut self.work) };
             // A tracked object's free takes one off count 0, which stays
             // at 0 (where `collect` put it) during a collection: nothing
             // to do, as in CPython's `gc_collect_main`.

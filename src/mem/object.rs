@@ -1,9 +1,11 @@
 //! Object layout: headers and payloads inside allocator blocks, and the
 //! object table that maps handles to them.
 //!
-//! This module and `mem::alloc` are the only places with `unsafe` code. Its
-//! public surface is safe: every access goes through a slot of the object
-//! table, and a slot holds a pointer only while its block is live.
+//! This module and `mem::alloc` are where the `unsafe` code is (the
+//! collector in `mem::gc` only calls the unchecked accessors below for
+//! slots on its lists). The rest of the surface is safe: every access goes
+//! through a slot of the object table, and a slot holds a pointer only
+//! while its block is live.
 //!
 //! Layout (every block comes from the pluggable [`Allocator`], so `--stats`
 //! counts real bytes):
@@ -661,6 +663,25 @@ impl<A: Allocator> Objects<A> {
         unsafe { self.ptr(slot).as_mut() }
     }
 
+    /// The header of the object in `slot`, without the checks of
+    /// [`Objects::hdr_mut`] (index in range, slot not free): for the
+    /// collector's list work, whose slots come from list links.
+    ///
+    /// # Safety
+    /// `slot` holds a live object. Every slot on a generation list or on
+    /// a collection's unreachable list does: an object is taken off its
+    /// list when it is freed (`Heap::gc_untrack_freed`, or by
+    /// `free_garbage`, which takes the unreachable list whole), and
+    /// `Heap::gc_verify` checks the lists in the tests.
+    #[inline(always)]
+    pub unsafe fn tracked_mut(&mut self, slot: u32) -> &mut Header {
+        debug_assert!(self.occupied(slot), "a list holds free slot {slot}");
+        // SAFETY: per the caller, `slot` is in range and holds a live
+        // object, whose block starts with its header; `&mut self` makes
+        // the access exclusive.
+        unsafe { &mut *{ self.slots.get_unchecked(slot as usize).ptr } }
+    }
+
     #[cold]
     fn record_site(&mut self, slot: u32, site: u32) {
         let i = slot as usize;
@@ -814,9 +835,37 @@ impl<A: Allocator> Objects<A> {
         f: impl FnMut(&mut Header, u32),
     ) -> R {
         let p = self.ptr(slot);
-        // SAFETY: a slot holds a pointer only while its block is live, and
-        // the block starts with an initialised header; `&mut self` makes
-        // the access exclusive, and the borrow ends when `own` returns.
+        self.inspect_at(p, own, f)
+    }
+
+    /// [`Objects::inspect`] of an object on a collector list, without the
+    /// checks of its slot (see [`Objects::tracked_mut`]).
+    ///
+    /// # Safety
+    /// `slot` holds a live object.
+    #[inline(always)]
+    pub unsafe fn inspect_tracked<R>(
+        &mut self,
+        slot: u32,
+        own: impl FnOnce(&mut Header) -> (R, bool),
+        f: impl FnMut(&mut Header, u32),
+    ) -> R {
+        // SAFETY: per the caller, `slot` holds a live object.
+        let p = NonNull::from(unsafe { self.tracked_mut(slot) });
+        self.inspect_at(p, own, f)
+    }
+
+    /// `inspect` of the live object whose header is at `p`.
+    #[inline(always)]
+    fn inspect_at<R>(
+        &mut self,
+        p: NonNull<Header>,
+        own: impl FnOnce(&mut Header) -> (R, bool),
+        f: impl FnMut(&mut Header, u32),
+    ) -> R {
+        // SAFETY: `p` is a live object's header (the callers took it from
+        // its slot); `&mut self` makes the access exclusive, and the borrow
+        // ends when `own` returns.
         let (r, go) = own(unsafe { &mut *p.as_ptr() });
         if go {
             self.traverse_at(p, f);
@@ -1055,8 +1104,12 @@ impl<A: Allocator> Objects<A> {
     /// than handed out in `children`, where the collector would look each
     /// up only to skip it. A list's or dict's references are handed out as
     /// by `free_hdr`.
+    ///
+    /// # Safety
+    /// `slot` holds a live object (as every slot on the unreachable list
+    /// does: see [`Objects::tracked_mut`]); its slot is not checked.
     #[inline(always)]
-    pub fn free_member(&mut self, slot: u32, children: &mut Vec<Value>) -> (u32, Header) {
+    pub unsafe fn free_member(&mut self, slot: u32, children: &mut Vec<Value>) -> (u32, Header) {
         self.free_impl::<true>(slot, children)
     }
 
@@ -1068,8 +1121,15 @@ impl<A: Allocator> Objects<A> {
 
     #[inline(always)]
     fn free_impl<const MEMBER: bool>(&mut self, slot: u32, children: &mut Vec<Value>) -> (u32, Header) {
-        let p = self.ptr(slot);
-        let s = &mut self.slots[slot as usize];
+        let p = if MEMBER {
+            // SAFETY: `free_member`'s caller promises a live object.
+            NonNull::from(unsafe { self.tracked_mut(slot) })
+        } else {
+            self.ptr(slot)
+        };
+        // SAFETY: `slot` is in range: `ptr` checked it, or the caller of
+        // `free_member` promised a live object there.
+        let s = unsafe { self.slots.get_unchecked_mut(slot as usize) };
         let id = s.id;
         *s = Slot { ptr: std::ptr::without_provenance_mut(self.free_slot as usize), id: FREE };
         self.free_slot = slot;
