@@ -702,85 +702,28 @@ impl<A: Allocator, H: RefcountHooks> Heap<A, H> {
     #[inline]
     pub fn store(&mut self, o: Value, k: Value, v: Value, site: Site) -> Result<(), Fault> {
         if let Value::Int(i) = k {
-            if self.store_atom(&o, i, &v) {
-                return Ok(());
-            }
-        }
-        self.store_general(o, k, v, site)
-    }
-
-    /// The fast path of `store`: a value that is not a reference, into
-    /// slot `i` of a live record or list when that slot holds none
-    /// (nothing to retain or release). Returns whether it stored; when it
-    /// did not, nothing changed and [`Heap::store`] does the rest. Takes
-    /// its operands by reference so that the caller's registers are read
-    /// in place.
-    #[inline(always)]
-    pub fn store_atom(&mut self, o: &Value, i: impl SlotIndex, v: &Value) -> bool {
-        if let (Value::Ref(h), false) = (*o, matches!(v, Value::Ref(_))) {
-            if let Some(slot) = self.empty_slot(h, i) {
-                *slot = *v;
-                return true;
-            }
-        }
-        false
-    }
-
-    /// The other common store: a live reference into slot `i` of a live
-    /// record or list when that slot holds none (building a structure):
-    /// one count more for the value. Returns whether it stored; when it
-    /// did not, nothing changed. Inline in the dispatch loop's
-    /// `store rO, I, rS` (after [`Heap::store_atom`] declined): out of line,
-    /// the call cost a cycle of `cycle_churn` 5%.
-    #[inline(always)]
-    pub fn store_ref(&mut self, o: &Value, i: impl SlotIndex, v: &Value) -> bool {
-        if let (Value::Ref(h), Value::Ref(x)) = (*o, *v) {
-            if self.objs.is_live(x) {
-                // Count first, so the slot is found once (the borrow of the
-                // slot ends the borrow of the heap); a miss gives it back.
-                let hd = self.objs.hdr_mut(x.slot);
-                if let Some(rc) = hd.rc.checked_add(1) {
-                    hd.rc = rc;
-                    if let Some(slot) = self.empty_slot(h, i) {
-                        *slot = *v;
-                        return true;
-                    }
-                    self.objs.hdr_mut(x.slot).rc -= 1;
-                }
-            }
-        }
-        false
-    }
-
-    /// Every `store` the atom fast path ([`Heap::store_atom`]) did not
-    /// take; a caller that has just tried that path calls this directly.
-    /// Tries [`Heap::store_ref`], then the general path. Kept out of line
-    /// so the dispatch loop stays small.
-    #[inline(never)]
-    pub fn store_general(&mut self, o: Value, k: Value, v: Value, site: Site) -> Result<(), Fault> {
-        if let Value::Int(i) = k {
-            if self.store_ref(&o, i, &v) {
+            if self.store_fast(&o, i, &v) {
                 return Ok(());
             }
         }
         self.store_slow(o, k, v, site)
     }
 
-    /// The slot `o[i]` when `o` is a live record or list and `i` an index
-    /// in range (negative from the end) and the slot holds no reference:
-    /// where a store has nothing to release. The fast paths' shared test.
+    /// The fast path of `store`: into slot `i` of a live record or list
+    /// when that slot holds no reference (nothing to release), the value
+    /// retained if it is a reference (see [`Objects::store_empty`]).
+    /// Returns whether it stored; when it did not, nothing changed and
+    /// [`Heap::store_slow`] does the rest. Takes its operands by reference
+    /// so that the caller's registers are read in place.
     #[inline(always)]
-    fn empty_slot(&mut self, h: Handle, i: impl SlotIndex) -> Option<&mut Value> {
-        if !self.objs.is_live(h) {
-            return None;
+    pub fn store_fast(&mut self, o: &Value, i: impl SlotIndex, v: &Value) -> bool {
+        match *o {
+            Value::Ref(h) => self.objs.store_empty(h, i, *v),
+            _ => false,
         }
-        let items = self.objs.seq_items(h.slot)?;
-        let slot = items.get_mut(i.resolve(items.len())?)?;
-        (!matches!(slot, Value::Ref(_))).then_some(slot)
     }
 
-    /// Every `store` that neither [`Heap::store_atom`] nor
-    /// [`Heap::store_ref`] took.
+    /// Every `store` that [`Heap::store_fast`] did not take.
     #[inline(never)]
     pub(crate) fn store_slow(&mut self, o: Value, k: Value, v: Value, site: Site) -> Result<(), Fault> {
         let (h, kind) = self.container(o, "store into")?;
@@ -1200,6 +1143,38 @@ mod tests {
 
     fn heap() -> Heap<PoolAllocator> {
         Heap::new(PoolAllocator::new(), usize::MAX)
+    }
+
+    #[test]
+    fn a_store_counts_its_reference_or_changes_nothing() {
+        let mut h = heap();
+        let rec = h.new_record(2, 0).unwrap();
+        let x = h.new_record(0, 0).unwrap();
+        let (Value::Ref(rh), Value::Ref(xh)) = (rec, x) else { unreachable!() };
+        // A record holding itself and another: one count more each.
+        h.store(rec, Value::Int(0), rec, 0).unwrap();
+        h.store(rec, Value::Int(-1), x, 0).unwrap();
+        assert_eq!((h.objs.hdr(rh.slot).rc, h.objs.hdr(xh.slot).rc), (2, 2));
+        assert_eq!(h.objs.items(rh.slot), &[rec, x]);
+        // A count that cannot grow: the error, and nothing changed.
+        h.store(rec, Value::Int(1), Value::Nil, 0).unwrap();
+        assert_eq!(h.objs.hdr(xh.slot).rc, 1);
+        h.objs.hdr_mut(xh.slot).rc = u32::MAX;
+        assert_eq!(h.store(rec, Value::Int(1), x, 0), Err(refcount_overflow()));
+        assert_eq!(h.objs.hdr(xh.slot).rc, u32::MAX);
+        assert_eq!(h.objs.items(rh.slot), &[rec, Value::Nil]);
+        h.objs.hdr_mut(xh.slot).rc = 1;
+        // Out of range: an error, and the count is left alone.
+        assert!(h.store(rec, Value::Int(2), x, 0).is_err());
+        assert_eq!(h.objs.hdr(xh.slot).rc, 1);
+        // A freed reference is not stored.
+        h.release(x, 0).unwrap();
+        assert!(matches!(h.store(rec, Value::Int(1), x, 0), Err(Fault::Freed { .. })));
+        assert_eq!(h.objs.items(rh.slot), &[rec, Value::Nil]);
+        h.store(rec, Value::Int(0), Value::Nil, 0).unwrap();
+        h.release(rec, 0).unwrap();
+        assert_eq!(h.object_stats().alive, 0);
+        h.verify([]).unwrap();
     }
 
     #[test]

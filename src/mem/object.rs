@@ -27,6 +27,7 @@
 //! ```
 
 use super::alloc::Allocator;
+use super::heap::SlotIndex;
 use super::value::{Handle, Value};
 use indexmap::IndexMap;
 use std::hash::{Hash, Hasher};
@@ -675,11 +676,22 @@ impl<A: Allocator> Objects<A> {
     /// `Heap::gc_verify` checks the lists in the tests.
     #[inline(always)]
     pub unsafe fn tracked_mut(&mut self, slot: u32) -> &mut Header {
+        // SAFETY: per the caller, `slot` holds a live object, whose block
+        // starts with its header; `&mut self` makes the access exclusive.
+        unsafe { self.tracked_ptr(slot).as_mut() }
+    }
+
+    /// The pointer to the block of the live object in `slot` (with the
+    /// whole block's provenance, unlike a `&mut Header`), unchecked.
+    ///
+    /// # Safety
+    /// As for [`Objects::tracked_mut`].
+    #[inline(always)]
+    unsafe fn tracked_ptr(&self, slot: u32) -> NonNull<Header> {
         debug_assert!(self.occupied(slot), "a list holds free slot {slot}");
         // SAFETY: per the caller, `slot` is in range and holds a live
-        // object, whose block starts with its header; `&mut self` makes
-        // the access exclusive.
-        unsafe { &mut *{ self.slots.get_unchecked(slot as usize).ptr } }
+        // object, so its pointer is the block's, not null.
+        unsafe { NonNull::new_unchecked(self.slots.get_unchecked(slot as usize).ptr) }
     }
 
     #[cold]
@@ -775,6 +787,48 @@ impl<A: Allocator> Objects<A> {
         }
     }
 
+    /// The `store` fast path: `v` into item `i` of the live record or list
+    /// `h` when that item holds no reference (nothing to release), and
+    /// `v`'s count raised by one if it is a reference. False, and nothing
+    /// changed, unless `v` is a live object's reference (or no reference)
+    /// whose count can grow, and `h` is live, a record or list, with item
+    /// `i`, which holds no reference. The count is written after the item,
+    /// through the header pointer found before, so that nothing is looked
+    /// up twice.
+    #[inline(always)]
+    pub fn store_empty(&mut self, h: Handle, i: impl SlotIndex, v: Value) -> bool {
+        let counted = match v {
+            Value::Ref(x) => {
+                if !self.is_live(x) {
+                    return false;
+                }
+                let p = self.ptr(x.slot);
+                // SAFETY: `x` is live, so `p` is its header.
+                if unsafe { (*p.as_ptr()).rc } == u32::MAX {
+                    return false;
+                }
+                Some(p)
+            }
+            _ => None,
+        };
+        if !self.is_live(h) {
+            return false;
+        }
+        let Some(items) = self.seq_items(h.slot) else { return false };
+        let Some(item) = i.resolve(items.len()).and_then(|k| items.get_mut(k)) else { return false };
+        if let Value::Ref(_) = item {
+            return false;
+        }
+        *item = v;
+        if let Some(p) = counted {
+            // SAFETY: `p` is the header of `x`, which is still live
+            // (nothing was freed since it was checked); the borrow of the
+            // items has ended (they lie outside the header anyway).
+            unsafe { (*p.as_ptr()).rc += 1 };
+        }
+        true
+    }
+
     /// The values of the record or list in `slot` (empty for others).
     pub fn items(&mut self, slot: u32) -> &mut [Value] {
         match self.view(slot) {
@@ -851,7 +905,7 @@ impl<A: Allocator> Objects<A> {
         f: impl FnMut(&mut Header, u32),
     ) -> R {
         // SAFETY: per the caller, `slot` holds a live object.
-        let p = NonNull::from(unsafe { self.tracked_mut(slot) });
+        let p = unsafe { self.tracked_ptr(slot) };
         self.inspect_at(p, own, f)
     }
 
@@ -1123,7 +1177,7 @@ impl<A: Allocator> Objects<A> {
     fn free_impl<const MEMBER: bool>(&mut self, slot: u32, children: &mut Vec<Value>) -> (u32, Header) {
         let p = if MEMBER {
             // SAFETY: `free_member`'s caller promises a live object.
-            NonNull::from(unsafe { self.tracked_mut(slot) })
+            unsafe { self.tracked_ptr(slot) }
         } else {
             self.ptr(slot)
         };

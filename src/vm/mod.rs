@@ -1112,17 +1112,13 @@ impl<'p, A: Allocator, H: RefcountHooks> Vm<'p, A, H> {
                     // The common stores (an atom, or a reference, into an
                     // empty slot) read the registers in place; anything
                     // else takes the general path.
-                    if !self.heap.store_atom(&regs[o as usize], i as i64, &regs[s as usize])
-                        && !self.heap.store_ref(&regs[o as usize], i as i64, &regs[s as usize])
-                    {
+                    if !self.heap.store_fast(&regs[o as usize], i as i64, &regs[s as usize]) {
                         tri!(self.heap.store_slow(regs[o as usize], Value::Int(i as i64), regs[s as usize], site!()))
                     }
                 }
                 Instr::StoreRU { o, i, s } => {
                     // As StoreRI, the index known to be non-negative.
-                    if !self.heap.store_atom(&regs[o as usize], i as usize, &regs[s as usize])
-                        && !self.heap.store_ref(&regs[o as usize], i as usize, &regs[s as usize])
-                    {
+                    if !self.heap.store_fast(&regs[o as usize], i as usize, &regs[s as usize]) {
                         tri!(self.heap.store_slow(regs[o as usize], Value::Int(i as i64), regs[s as usize], site!()))
                     }
                 }
