@@ -545,8 +545,13 @@ impl<A: Allocator> Objects<A> {
         self.next_id += 1;
         let slot = if self.free_slot != NO_SLOT {
             let s = self.free_slot;
-            self.free_slot = { self.slots[s as usize].ptr }.addr() as u32;
-            self.slots[s as usize] = Slot { ptr: hdr.as_ptr(), id };
+            debug_assert!((s as usize) < self.slots.len() && self.slots[s as usize].id == FREE);
+            // SAFETY: the free-slot list holds only indexes of slots in the
+            // table (freed ones: `free_impl` pushes them), which never
+            // shrinks.
+            let e = unsafe { self.slots.get_unchecked_mut(s as usize) };
+            self.free_slot = { e.ptr }.addr() as u32;
+            *e = Slot { ptr: hdr.as_ptr(), id };
             s
         } else {
             self.slots.push(Slot { ptr: hdr.as_ptr(), id });
