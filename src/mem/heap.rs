@@ -499,7 +499,7 @@ impl<A: Allocator, H: RefcountHooks> Heap<A, H> {
     /// trip through a result. False on an error, which
     /// [`Heap::take_gc_fault`] then returns: `dst` is unchanged if the
     /// allocation failed, and holds the new record if the release did.
-    #[inline(never)]
+    #[inline(always)]
     pub fn new_record_into(&mut self, n: u16, site: Site, dst: &mut Value) -> bool {
         let r = match self.new_record_inline(n, site) {
             Ok(v) => match std::mem::replace(dst, v) {
