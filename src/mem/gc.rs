@@ -577,7 +577,8 @@ impl<A: Allocator, H: RefcountHooks> Heap<A, H> {
             // header and its referents visited; an unreachable one gets its
             // prev link for the unreachable list.
             let unreach_tail = self.gc.lists[UNREACH].tail;
-            kids.clear();
+            // (`kids` is empty: emptied where it was filled.)
+            debug_assert!(kids.is_empty());
             // SAFETY: `s` is on list `gen` (reached from its head by next
             // links, which objects moved back from the unreachable list
             // join at its tail).
@@ -636,7 +637,13 @@ impl<A: Allocator, H: RefcountHooks> Heap<A, H> {
                     }
                 }
                 run_unreach = false;
-                let next = if kids.is_empty() { next } else { self.bring_back::<REV>(gen, &kids, s, next, prev) };
+                let next = if kids.is_empty() {
+                    next
+                } else {
+                    let n = self.bring_back::<REV>(gen, &kids, s, next, prev);
+                    kids.clear();
+                    n
+                };
                 prev = s;
                 s = next;
             } else {
