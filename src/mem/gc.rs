@@ -799,7 +799,9 @@ impl<A: Allocator, H: RefcountHooks> Heap<A, H> {
                     self.note_tainted_member_freed(id, hdr.rc, hdr.gc_prev, site);
                 }
             } else {
-                self.note_freed(id, hdr.flag(F_TAINTED), site);
+                // Only `decref` taints, and it sets `may_dangle`.
+                debug_assert!(!hdr.flag(F_TAINTED));
+                self.note_freed(id, false, site);
             }
             self.note_collected(id, hdr.kind(), site);
             s = hdr.gc_next;
