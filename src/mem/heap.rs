@@ -1146,6 +1146,24 @@ mod tests {
     }
 
     #[test]
+    fn a_list_stored_into_itself_is_counted_and_freed() {
+        let mut h = heap();
+        let l = h.new_list(0).unwrap();
+        h.push(l, Value::Nil).unwrap();
+        h.push(l, Value::Int(3)).unwrap();
+        h.store(l, Value::Int(0), l, 0).unwrap();
+        h.store(l, Value::Int(-1), l, 0).unwrap();
+        let Value::Ref(lh) = l else { unreachable!() };
+        assert_eq!(h.objs.hdr(lh.slot).rc, 3);
+        h.store(l, Value::Int(0), Value::Nil, 0).unwrap();
+        h.store(l, Value::Int(1), Value::Nil, 0).unwrap();
+        assert_eq!(h.objs.hdr(lh.slot).rc, 1);
+        h.release(l, 0).unwrap();
+        assert_eq!(h.object_stats().alive, 0);
+        h.verify([]).unwrap();
+    }
+
+    #[test]
     fn a_store_counts_its_reference_or_changes_nothing() {
         let mut h = heap();
         let rec = h.new_record(2, 0).unwrap();
