@@ -294,23 +294,27 @@ impl<A: Allocator, H: RefcountHooks> Heap<A, H> {
         let c = &mut self.gc.counters;
         c.counts[0] += 1;
         if c.counts[0] > self.gc.trigger {
-            self.consult_policy(site);
+            let collected = self.consult_policy(site);
             self.list_append(0, slot);
-            // The error of a collection that ran here (see `collect`).
-            return self.take_gc_fault();
+            // The error of a collection that ran here (see `collect`), and
+            // only that: not one a caller of `collect` left behind.
+            return if collected { self.take_gc_fault() } else { Ok(()) };
         }
         debug_assert_eq!(self.objs.hdr(slot).gc_prev, self.gc.lists[0].tail);
         self.list_attach(0, slot);
         Ok(())
     }
 
-    /// Count 0 passed threshold 0: ask the policy whether to collect.
+    /// Count 0 passed threshold 0: ask the policy whether to collect;
+    /// returns whether a collection ran.
     #[cold]
     #[inline(never)]
-    fn consult_policy(&mut self, site: Site) {
+    fn consult_policy(&mut self, site: Site) -> bool {
         if let Some(g) = self.gc.policy.on_alloc(&self.gc.counters) {
             self.collect(g.min(2), site);
+            return true;
         }
+        false
     }
 
     /// Takes an object that has just been freed out of its generation list
@@ -1489,6 +1493,22 @@ mod tests {
     impl GcPolicy for Never {
         fn on_alloc(&mut self, _: &GcCounters) -> Option<usize> {
             None
+        }
+    }
+
+    #[test]
+    fn an_allocation_that_collects_nothing_reports_no_older_error() {
+        let mut h = heap();
+        h.set_gc_policy(Box::new(Never));
+        h.gc_set_enabled(true);
+        h.gc_set_thresholds([1, 10, 10]);
+        // An error a caller of `collect` did not take.
+        h.gc.fault = Some(Fault::OutOfMemory);
+        let kept: Vec<Value> = (0..3).map(|_| h.new_record(1, 0).expect("the policy collected nothing")).collect();
+        assert_eq!(h.gc_count(0), 3);
+        assert_eq!(h.take_gc_fault(), Err(Fault::OutOfMemory));
+        for v in kept {
+            h.release(v, 0).unwrap();
         }
     }
 
