@@ -513,12 +513,13 @@ impl<A: Allocator, H: RefcountHooks> Heap<A, H> {
                         (next, true)
                     },
                     |c, _| {
-                        if c.gen() <= g {
-                            if !c.flag(F_MARK) {
-                                c.gc_prev = c.rc;
-                                c.set_flag(F_MARK, true);
-                            }
+                        // Marked: young and met already (no object outside
+                        // a collection is marked), so no generation test.
+                        if c.flag(F_MARK) {
                             c.gc_prev = c.gc_prev.saturating_sub(1);
+                        } else if c.gen() <= g {
+                            c.gc_prev = c.rc.saturating_sub(1);
+                            c.set_flag(F_MARK, true);
                         }
                     },
                 )
