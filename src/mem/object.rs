@@ -509,10 +509,7 @@ impl<A: Allocator> Objects<A> {
     fn raw_alloc(&mut self, size: usize) -> Result<NonNull<u8>, AllocError> {
         // What the allocator says this allocation can add (its rounding,
         // say), so that no allocator passes the limit.
-        if self.bytes_in_use().saturating_add(self.alloc.alloc_charge(size)) > self.max_bytes {
-            return Err(AllocError::OutOfMemory);
-        }
-        self.alloc.alloc(size).ok_or(AllocError::OutOfMemory)
+        self.alloc.alloc_within(size, self.dict_bytes as usize, self.max_bytes).ok_or(AllocError::OutOfMemory)
     }
 
     /// Allocates and initialises an object block; returns its handle.

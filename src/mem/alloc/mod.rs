@@ -143,6 +143,19 @@ pub unsafe trait Allocator {
         self.alloc_charge(new_size)
     }
 
+    /// `alloc(size)` if that keeps [`Allocator::bytes_in_use`] plus
+    /// `others` (bytes charged elsewhere) within `limit`, else `None`
+    /// without allocating: the heap's allocation under `--max-heap`. The
+    /// default asks `bytes_in_use` and `alloc_charge` first, then
+    /// allocates; there is no need to override it.
+    #[inline(always)]
+    fn alloc_within(&mut self, size: usize, others: usize, limit: usize) -> Option<NonNull<u8>> {
+        if (self.bytes_in_use() + others).saturating_add(self.alloc_charge(size)) > limit {
+            return None;
+        }
+        self.alloc(size)
+    }
+
     /// A snapshot of the statistics.
     fn stats(&self) -> AllocStats;
 
@@ -224,6 +237,14 @@ unsafe impl Allocator for Selected {
             Selected::Other(a) => other_alloc(a.as_mut(), size),
         }
     }
+    /// One test of the variant for the limit and the allocation.
+    #[inline(always)]
+    fn alloc_within(&mut self, size: usize, others: usize, limit: usize) -> Option<NonNull<u8>> {
+        match self {
+            Selected::Pool(p) => p.alloc_within(size, others, limit),
+            Selected::Other(a) => other_alloc_within(a.as_mut(), size, others, limit),
+        }
+    }
     #[inline(always)]
     unsafe fn free(&mut self, ptr: NonNull<u8>, size: usize) {
         match self {
@@ -282,6 +303,12 @@ unsafe impl Allocator for Selected {
 #[inline(never)]
 fn other_alloc(a: &mut dyn Allocator, size: usize) -> Option<NonNull<u8>> {
     a.alloc(size)
+}
+
+#[cold]
+#[inline(never)]
+fn other_alloc_within(a: &mut dyn Allocator, size: usize, others: usize, limit: usize) -> Option<NonNull<u8>> {
+    a.alloc_within(size, others, limit)
 }
 
 /// # Safety
@@ -425,6 +452,14 @@ mod tests {
                 a.free(grown, 8192);
             }
             assert_eq!(a.bytes_in_use(), 0, "{name}");
+            // The limit counts the others' bytes and the block's charge.
+            let charge = a.alloc_charge(100);
+            assert!(a.alloc_within(100, 10, 10 + charge - 1).is_none(), "{name}");
+            assert_eq!(a.bytes_in_use(), 0, "{name}");
+            let b = a.alloc_within(100, 10, 10 + charge).expect("a block within the limit");
+            assert_eq!(a.bytes_in_use(), charge, "{name}");
+            // SAFETY: `b` came from this allocator with this size.
+            unsafe { a.free(b, 100) };
             assert_eq!(a.stats().kind, name);
             a.check().unwrap();
         }
