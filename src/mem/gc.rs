@@ -423,7 +423,8 @@ impl<A: Allocator, H: RefcountHooks> Heap<A, H> {
         } else {
             self.free_garbage::<false>(site);
         }
-        let by_gc = self.stats.freed_by_refcount - freed_before;
+        // The members, and what their references alone kept alive.
+        let by_gc = n + (self.stats.freed_by_refcount - freed_before);
         self.stats.freed_by_refcount = freed_before;
         self.stats.freed_by_gc += by_gc;
 
@@ -790,14 +791,14 @@ impl<A: Allocator, H: RefcountHooks> Heap<A, H> {
             }
             // SAFETY: `s` is on the unreachable list (taken whole above;
             // only this loop frees its members).
-            let (id, hdr) = unsafe { self.objs.free_member(s, &mut self.work) };
+            let (id, hdr, handed) = unsafe { self.objs.free_member(s, &mut self.work) };
             // A tracked object's free takes one off count 0, which stays
             // at 0 (where `collect` put it) during a collection: nothing
             // to do, as in CPython's `gc_collect_main`.
             debug_assert_eq!(self.gc.counters.counts[0], 0);
+            // Members are counted as freed by `collect`, all at once.
             if CHECK {
-                // `note_freed`, the member's graveyard entry noted too.
-                self.note_freed(id, false, site);
+                // The member's graveyard entry, if it needs one.
                 if hdr.flag(F_TAINTED) {
                     // Its prev link holds the garbage's references to it
                     // (`count_refs_to_tainted_members`).
@@ -806,11 +807,15 @@ impl<A: Allocator, H: RefcountHooks> Heap<A, H> {
             } else {
                 // Only `decref` taints, and it sets `may_dangle`.
                 debug_assert!(!hdr.flag(F_TAINTED));
-                self.note_freed(id, false, site);
             }
             self.note_collected(id, hdr.kind(), site);
             s = hdr.gc_next;
-            let _ = self.drain_children::<CHECK>(site);
+            // Only what the member handed out (references leaving the
+            // garbage, a list's or dict's values) needs releasing.
+            if handed {
+                let _ = self.drain_children::<CHECK>(site);
+            }
+            debug_assert!(self.work.is_empty() && !self.objs.has_pending());
         }
     }
 

@@ -1151,7 +1151,8 @@ impl<A: Allocator> Objects<A> {
     /// the object up before freeing it.
     #[inline(always)]
     pub fn free_hdr(&mut self, slot: u32, children: &mut Vec<Value>) -> (u32, Header) {
-        self.free_impl::<false>(slot, children)
+        let (id, copy, _) = self.free_impl::<false>(slot, children);
+        (id, copy)
     }
 
     /// [`Objects::free_hdr`] for a member of the collector's garbage: a
@@ -1165,7 +1166,7 @@ impl<A: Allocator> Objects<A> {
     /// `slot` holds a live object (as every slot on the unreachable list
     /// does: see [`Objects::tracked_mut`]); its slot is not checked.
     #[inline(always)]
-    pub unsafe fn free_member(&mut self, slot: u32, children: &mut Vec<Value>) -> (u32, Header) {
+    pub unsafe fn free_member(&mut self, slot: u32, children: &mut Vec<Value>) -> (u32, Header, bool) {
         self.free_impl::<true>(slot, children)
     }
 
@@ -1176,7 +1177,7 @@ impl<A: Allocator> Objects<A> {
     }
 
     #[inline(always)]
-    fn free_impl<const MEMBER: bool>(&mut self, slot: u32, children: &mut Vec<Value>) -> (u32, Header) {
+    fn free_impl<const MEMBER: bool>(&mut self, slot: u32, children: &mut Vec<Value>) -> (u32, Header, bool) {
         let p = if MEMBER {
             // SAFETY: `free_member`'s caller promises a live object.
             unsafe { self.tracked_ptr(slot) }
@@ -1186,6 +1187,9 @@ impl<A: Allocator> Objects<A> {
         // SAFETY: `slot` is in range: `ptr` checked it, or the caller of
         // `free_member` promised a live object there.
         let s = unsafe { self.slots.get_unchecked_mut(slot as usize) };
+        // Whether anything was handed out: references into `children`, or
+        // a list's buffer or dict's table into `pending`.
+        let mut handed = false;
         let id = s.id;
         *s = Slot { ptr: std::ptr::without_provenance_mut(self.free_slot as usize), id: FREE };
         self.free_slot = slot;
@@ -1207,16 +1211,18 @@ impl<A: Allocator> Objects<A> {
                             continue;
                         }
                         children.push(*v);
+                        handed = true;
                     }
                 }
                 HDR + n * VAL
             } else {
+                handed = true;
                 self.free_body(kind, body)
             };
             self.alloc.free(p.cast(), size);
             copy
         };
-        (id, copy)
+        (id, copy, handed)
     }
 
     /// The part of [`Objects::free`] for lists, dicts and strings: keeps a
