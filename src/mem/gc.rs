@@ -1552,10 +1552,10 @@ mod tests {
     fn random_graphs_free_exactly_the_unreachable_in_either_direction() {
         let mut rnd = xorshift(0x9E37_79B9_7F4A_7C15);
         let mut trips = 0;
-        for round in 0..(if cfg!(miri) { 3 } else { 2000 }) {
+        for round in 0..(if cfg!(miri) { 1 } else { 2000 }) {
             let mut h = heap();
             let mut roots: Vec<Value> = Vec::new();
-            for step in 0..10 {
+            for step in 0..(if cfg!(miri) { 4 } else { 10 }) {
                 let n = 1 + rnd(30) as usize;
                 let k = 1 + rnd(3) as u16;
                 let mut fresh: Vec<Value> = (0..n).map(|_| h.new_record(k, 0).unwrap()).collect();
@@ -1615,10 +1615,10 @@ mod tests {
     #[test]
     fn random_graphs_with_decref_keep_the_lists_whole() {
         let mut rnd = xorshift(0x1234_5678_9ABC_DEF1);
-        for round in 0..(if cfg!(miri) { 3 } else { 1500 }) {
+        for round in 0..(if cfg!(miri) { 1 } else { 1500 }) {
             let mut h = heap();
             let mut roots: Vec<Value> = Vec::new();
-            for step in 0..8 {
+            for step in 0..(if cfg!(miri) { 4 } else { 8 }) {
                 let n = 1 + rnd(20) as usize;
                 let mut fresh = Vec::new();
                 for _ in 0..n {
