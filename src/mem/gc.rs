@@ -157,7 +157,8 @@ pub struct GcState {
     /// The error the last collection met: freeing the garbage released a
     /// reference to an object that was freed already (before the
     /// collection, or by an earlier release of the same collection), like
-    /// any release of a dangling reference.
+    /// any release of a dangling reference. Also where
+    /// `Heap::new_record_into` leaves its error for the VM to take.
     fault: Option<Fault>,
     /// Ids of the running collection's members freed with an entry in
     /// the graveyard (tainted ones that something still referred to): a
@@ -458,8 +459,8 @@ impl<A: Allocator, H: RefcountHooks> Heap<A, H> {
         }
     }
 
-    /// Takes the error of the last collection, if it met one (see
-    /// [`GcState::fault`]).
+    /// Takes the error of the last collection, if it met one, or the one
+    /// [`Heap::new_record_into`] reported (see [`GcState::fault`]).
     pub fn take_gc_fault(&mut self) -> Result<(), Fault> {
         match self.gc.fault.take() {
             Some(f) => Err(f),
@@ -655,19 +656,15 @@ impl<A: Allocator, H: RefcountHooks> Heap<A, H> {
             } else {
                 // Append to unreachable: the old tail's next link is s
                 // already if the walk came to s from it.
-                let l = &mut self.gc.lists[UNREACH];
                 if unreach_tail == NO_SLOT {
-                    l.head = s;
-                    l.tail = s;
-                    l.len += 1;
-                } else {
-                    l.tail = s;
-                    l.len += 1;
-                    if !run_unreach {
-                        // SAFETY: the unreachable list's tail is on it.
-                        unsafe { self.objs.tracked_mut(unreach_tail) }.gc_next = s;
-                    }
+                    self.gc.lists[UNREACH].head = s;
+                } else if !run_unreach {
+                    // SAFETY: the unreachable list's tail is on it.
+                    unsafe { self.objs.tracked_mut(unreach_tail) }.gc_next = s;
                 }
+                let l = &mut self.gc.lists[UNREACH];
+                l.tail = s;
+                l.len += 1;
                 run_unreach = true;
                 s = next;
             }

@@ -194,6 +194,9 @@ unsafe impl<A: Allocator + ?Sized> Allocator for Box<A> {
     fn realloc_charge(&self, ptr: NonNull<u8>, old_size: usize, new_size: usize) -> usize {
         (**self).realloc_charge(ptr, old_size, new_size)
     }
+    fn alloc_within(&mut self, size: usize, others: usize, limit: usize) -> Option<NonNull<u8>> {
+        (**self).alloc_within(size, others, limit)
+    }
     fn stats(&self) -> AllocStats {
         (**self).stats()
     }
